@@ -1,0 +1,61 @@
+import type { Instant } from '../time/ntp-time.js';
+import { addSeconds, diffSeconds } from '../time/ntp-time.js';
+import type { Clock, ClockStatus } from './clock.js';
+
+/**
+ * A clock that corrects a free-running raw time source in software: cooked = raw + correction,
+ * where the correction grows linearly at the applied frequency and jumps on a step. It is the
+ * virtual clock of `rubidiumd -x` (raw = host CLOCK_REALTIME, never written) and the clock of
+ * every simulated node (raw = a simulated oscillator).
+ */
+export class DisciplinedClock implements Clock {
+  private segRaw: Instant;
+  private segCorrection = 0; // seconds, correction at segRaw
+  private freqPpm = 0;
+  private status: ClockStatus = { synchronized: false, leap: 3, maxErrorS: 16, estErrorS: 16 };
+
+  constructor(
+    private readonly raw: () => Instant,
+    readonly kind: 'virtual' | 'simulated' = 'virtual',
+  ) {
+    this.segRaw = raw();
+  }
+
+  /** Correction (seconds) that applies at raw instant `r`. */
+  correctionAt(r: Instant): number {
+    return this.segCorrection + (this.freqPpm * 1e-6) * diffSeconds(r, this.segRaw);
+  }
+
+  now(): Instant {
+    return this.fromKernel(this.raw());
+  }
+
+  fromKernel(realtime: Instant): Instant {
+    return addSeconds(realtime, this.correctionAt(realtime));
+  }
+
+  setFrequency(ppm: number): void {
+    const r = this.raw();
+    this.segCorrection = this.correctionAt(r);
+    this.segRaw = r;
+    this.freqPpm = ppm;
+  }
+
+  getFrequency(): number {
+    return this.freqPpm;
+  }
+
+  step(seconds: number): void {
+    const r = this.raw();
+    this.segCorrection = this.correctionAt(r) + seconds;
+    this.segRaw = r;
+  }
+
+  setStatus(status: ClockStatus): void {
+    this.status = { ...status };
+  }
+
+  getStatus(): ClockStatus {
+    return { ...this.status };
+  }
+}
