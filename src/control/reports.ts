@@ -85,6 +85,8 @@ export interface NtpDataReport {
   totalTx: number;
   totalRx: number;
   totalValidRx: number;
+  /** Valid samples that also passed the source's filters (chronyc "Total good RX"); default totalValidRx. */
+  totalGoodRx?: number;
 }
 
 export interface ClientReport {
@@ -111,6 +113,10 @@ export interface ServerStatsReport {
   ntpInterleavedPacketsReceived: number;
   ntpTimestampsHeld: number;
   ntpTimestampSpan: number;
+  /** chronyc 4.3 serverstats lines (optional, printed as 0 when absent). */
+  clientLogRecordsDropped?: number;
+  ntsKeConnectionsAccepted?: number;
+  ntsKeConnectionsDropped?: number;
   /** Rubidium addition: malformed or hostile packets dropped, by reason. */
   malformedDropped: Record<string, number>;
 }

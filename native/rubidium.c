@@ -1,0 +1,880 @@
+/*
+ * Rubidium native addon (plain C, Node-API version 8, Linux only).
+ *
+ * What Node core cannot do and a time daemon needs:
+ *   - clock_gettime(2) on any clock id, as bigint nanoseconds;
+ *   - clock_adjtime(2) on CLOCK_REALTIME (read with modes=0, or apply frequency/step/status);
+ *   - UDP sockets with kernel software timestamps (SO_TIMESTAMPING RX and TX, OPT_ID), driven by
+ *     libuv readiness (uv_poll) on the Node event loop.
+ *
+ * Every argument is type- and range-checked before any system call; failures throw a JS
+ * TypeError / RangeError / Error (system errors carry `code` = "EXXX" and `errno`).
+ */
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
+#include <math.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/timex.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_DGRAM 65536
+#define DRAIN_BATCH 64
+#define TS_FLAGS                                                                             \
+  (SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | \
+   SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY)
+
+enum { TS_NONE = 0, TS_NS = 1, TS_FULL = 2 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* Error helpers. Each returns NULL so callers can `return throw_...(...)`.                    */
+
+static napi_value throw_type(napi_env env, const char* msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+static napi_value throw_range(napi_env env, const char* msg) {
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+  return NULL;
+}
+
+static napi_value throw_errno(napi_env env, const char* what, int err) {
+  char msg[256];
+  const char* name = strerrorname_np(err);
+  char codebuf[16];
+  if (name == NULL) {
+    snprintf(codebuf, sizeof codebuf, "E%d", err);
+    name = codebuf;
+  }
+  snprintf(msg, sizeof msg, "%s: %s (%s)", what, strerror(err), name);
+  napi_value jmsg, jcode, jerr, jerrno;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg) != napi_ok ||
+      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &jcode) != napi_ok ||
+      napi_create_error(env, jcode, jmsg, &jerr) != napi_ok) {
+    napi_throw_error(env, NULL, msg);
+    return NULL;
+  }
+  if (napi_create_int32(env, err, &jerrno) == napi_ok)
+    napi_set_named_property(env, jerr, "errno", jerrno);
+  napi_throw(env, jerr);
+  return NULL;
+}
+
+#define CHECK(call)                                    \
+  do {                                                 \
+    if ((call) != napi_ok) {                           \
+      bool pending_ = false;                           \
+      napi_is_exception_pending(env, &pending_);       \
+      if (!pending_) napi_throw_error(env, NULL, "internal N-API failure: " #call); \
+      return NULL;                                     \
+    }                                                  \
+  } while (0)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Argument helpers: return 0 on success, -1 with a pending JS exception.                     */
+
+static int get_integer(napi_env env, napi_value v, const char* name, int64_t min, int64_t max,
+                       int64_t* out) {
+  char msg[160];
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) {
+    snprintf(msg, sizeof msg, "%s must be a number", name);
+    throw_type(env, msg);
+    return -1;
+  }
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return -1;
+  if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max) {
+    snprintf(msg, sizeof msg, "%s must be an integer in [%lld, %lld], got %g", name,
+             (long long)min, (long long)max, d);
+    throw_range(env, msg);
+    return -1;
+  }
+  *out = (int64_t)d;
+  return 0;
+}
+
+static int get_string(napi_env env, napi_value v, const char* name, char* buf, size_t size) {
+  char msg[160];
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
+    snprintf(msg, sizeof msg, "%s must be a string", name);
+    throw_type(env, msg);
+    return -1;
+  }
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
+  if (len == 0 || len >= size) {
+    snprintf(msg, sizeof msg, "%s has invalid length %zu", name, len);
+    throw_type(env, msg);
+    return -1;
+  }
+  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) return -1;
+  if (strlen(buf) != len) { /* embedded NUL */
+    snprintf(msg, sizeof msg, "%s contains a NUL character", name);
+    throw_type(env, msg);
+    return -1;
+  }
+  return 0;
+}
+
+/* Optional property: returns 1 if present and not undefined (value in *out), 0 if absent. */
+static int get_opt_prop(napi_env env, napi_value obj, const char* key, napi_value* out) {
+  bool has = false;
+  if (napi_has_named_property(env, obj, key, &has) != napi_ok || !has) return 0;
+  if (napi_get_named_property(env, obj, key, out) != napi_ok) return -1;
+  napi_valuetype t;
+  if (napi_typeof(env, *out, &t) != napi_ok) return -1;
+  return t == napi_undefined ? 0 : 1;
+}
+
+/* Parses "a.b.c.d" (family 4) or "x::y[%scope]" (family 6) plus port into a sockaddr. */
+static int parse_addr(napi_env env, int family, const char* str, int port,
+                      struct sockaddr_storage* ss, socklen_t* len) {
+  char msg[200];
+  memset(ss, 0, sizeof *ss);
+  if (family == 4) {
+    struct sockaddr_in* a = (struct sockaddr_in*)ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, str, &a->sin_addr) != 1) {
+      snprintf(msg, sizeof msg, "invalid IPv4 address '%.64s'", str);
+      throw_type(env, msg);
+      return -1;
+    }
+    *len = sizeof *a;
+    return 0;
+  }
+  struct sockaddr_in6* a = (struct sockaddr_in6*)ss;
+  a->sin6_family = AF_INET6;
+  a->sin6_port = htons((uint16_t)port);
+  char host[INET6_ADDRSTRLEN + 1];
+  const char* pct = strchr(str, '%');
+  size_t hl = pct ? (size_t)(pct - str) : strlen(str);
+  if (hl == 0 || hl >= sizeof host) goto bad6;
+  memcpy(host, str, hl);
+  host[hl] = 0;
+  if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) goto bad6;
+  if (pct) {
+    const char* scope = pct + 1;
+    if (*scope == 0 || strlen(scope) >= IF_NAMESIZE) goto bad6;
+    char* end = NULL;
+    errno = 0;
+    unsigned long idx = strtoul(scope, &end, 10);
+    if (*end != 0 || errno != 0 || idx > UINT32_MAX) idx = if_nametoindex(scope);
+    if (idx == 0) goto bad6;
+    a->sin6_scope_id = (uint32_t)idx;
+  }
+  *len = sizeof *a;
+  return 0;
+bad6:
+  snprintf(msg, sizeof msg, "invalid IPv6 address '%.80s'", str);
+  throw_type(env, msg);
+  return -1;
+}
+
+/* Formats a peer address; returns the port. */
+static int format_addr(const struct sockaddr_storage* ss, char* out, size_t size) {
+  out[0] = 0;
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in* a = (const struct sockaddr_in*)ss;
+    inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)size);
+    return ntohs(a->sin_port);
+  }
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6* a = (const struct sockaddr_in6*)ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, out, (socklen_t)size);
+    if (a->sin6_scope_id != 0) {
+      char ifn[IF_NAMESIZE];
+      size_t l = strlen(out);
+      if (if_indextoname(a->sin6_scope_id, ifn) != NULL)
+        snprintf(out + l, size - l, "%%%s", ifn);
+      else
+        snprintf(out + l, size - l, "%%%u", a->sin6_scope_id);
+    }
+    return ntohs(a->sin6_port);
+  }
+  return 0;
+}
+
+static napi_value ts_to_bigint(napi_env env, const struct timespec* ts) {
+  napi_value v;
+  int64_t ns = (int64_t)ts->tv_sec * 1000000000LL + (int64_t)ts->tv_nsec;
+  if (napi_create_bigint_int64(env, ns, &v) != napi_ok) return NULL;
+  return v;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* clockGettime(clockId: number): bigint                                                      */
+
+static napi_value ClockGettime(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return throw_type(env, "clockGettime(clockId) needs a clock id");
+  int64_t id;
+  if (get_integer(env, argv[0], "clockId", INT32_MIN, INT32_MAX, &id) != 0) return NULL;
+  struct timespec ts;
+  if (clock_gettime((clockid_t)id, &ts) != 0) {
+    if (errno == EINVAL) return throw_range(env, "clockGettime: invalid clock id");
+    return throw_errno(env, "clock_gettime", errno);
+  }
+  return ts_to_bigint(env, &ts);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* clock_adjtime                                                                               */
+
+static int set_num(napi_env env, napi_value obj, const char* key, double v) {
+  napi_value jv;
+  if (napi_create_double(env, v, &jv) != napi_ok) return -1;
+  return napi_set_named_property(env, obj, key, jv) == napi_ok ? 0 : -1;
+}
+
+static napi_value timex_to_js(napi_env env, const struct timex* tx, int state) {
+  napi_value o;
+  CHECK(napi_create_object(env, &o));
+  int nano = (tx->status & STA_NANO) != 0;
+  if (set_num(env, o, "freqPpm", (double)tx->freq / 65536.0) ||
+      set_num(env, o, "freqScaled", (double)tx->freq) ||
+      set_num(env, o, "offsetNs", nano ? (double)tx->offset : (double)tx->offset * 1000.0) ||
+      set_num(env, o, "maxErrorUs", (double)tx->maxerror) ||
+      set_num(env, o, "estErrorUs", (double)tx->esterror) ||
+      set_num(env, o, "status", (double)tx->status) ||
+      set_num(env, o, "constant", (double)tx->constant) ||
+      set_num(env, o, "precisionUs", (double)tx->precision) ||
+      set_num(env, o, "tolerancePpm", (double)tx->tolerance / 65536.0) ||
+      set_num(env, o, "tickUs", (double)tx->tick) ||
+      set_num(env, o, "tai", (double)tx->tai) ||
+      set_num(env, o, "state", (double)state))
+    return NULL;
+  struct timespec t = {tx->time.tv_sec, nano ? tx->time.tv_usec : tx->time.tv_usec * 1000};
+  napi_value jt = ts_to_bigint(env, &t);
+  if (jt == NULL) return NULL;
+  CHECK(napi_set_named_property(env, o, "timeNs", jt));
+  return o;
+}
+
+static napi_value AdjtimeRead(napi_env env, napi_callback_info info) {
+  struct timex tx;
+  memset(&tx, 0, sizeof tx);
+  tx.modes = 0;
+  int r = clock_adjtime(CLOCK_REALTIME, &tx);
+  if (r < 0) return throw_errno(env, "clock_adjtime(read)", errno);
+  return timex_to_js(env, &tx, r);
+}
+
+static napi_value Adjtime(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) CHECK(napi_typeof(env, argv[0], &t));
+  if (t != napi_object) return throw_type(env, "adjtime(options) needs an options object");
+  napi_value o = argv[0], v;
+  struct timex tx;
+  memset(&tx, 0, sizeof tx);
+  int r;
+
+  /* Validate everything before touching the clock. */
+  if ((r = get_opt_prop(env, o, "freqPpm", &v)) < 0) return NULL;
+  if (r) {
+    napi_valuetype vt;
+    CHECK(napi_typeof(env, v, &vt));
+    if (vt != napi_number) return throw_type(env, "freqPpm must be a number");
+    double ppm;
+    CHECK(napi_get_value_double(env, v, &ppm));
+    if (!isfinite(ppm) || ppm < -500.0 || ppm > 500.0)
+      return throw_range(env, "freqPpm must be a finite number in [-500, 500]");
+    tx.modes |= ADJ_FREQUENCY;
+    tx.freq = (long)llround(ppm * 65536.0);
+  }
+  if ((r = get_opt_prop(env, o, "setOffsetNs", &v)) < 0) return NULL;
+  if (r) {
+    napi_valuetype vt;
+    CHECK(napi_typeof(env, v, &vt));
+    if (vt != napi_bigint) return throw_type(env, "setOffsetNs must be a bigint");
+    int64_t ns;
+    bool lossless = false;
+    CHECK(napi_get_value_bigint_int64(env, v, &ns, &lossless));
+    /* |step| up to ~100 years; the kernel rejects results that are not valid times anyway. */
+    if (!lossless || ns > 3155760000000000000LL || ns < -3155760000000000000LL)
+      return throw_range(env, "setOffsetNs out of range");
+    int64_t sec = ns / 1000000000LL, rem = ns % 1000000000LL;
+    if (rem < 0) {
+      rem += 1000000000LL;
+      sec -= 1;
+    }
+    tx.modes |= ADJ_SETOFFSET | ADJ_NANO;
+    tx.time.tv_sec = (time_t)sec;
+    tx.time.tv_usec = (suseconds_t)rem; /* nanoseconds with ADJ_NANO */
+  }
+  int64_t set_bits = 0, clear_bits = 0;
+  int want_status = 0;
+  if ((r = get_opt_prop(env, o, "status", &v)) < 0) return NULL;
+  if (r) {
+    if (get_integer(env, v, "status", 0, 0xffff, &set_bits) != 0) return NULL;
+    want_status = 1;
+  }
+  if ((r = get_opt_prop(env, o, "clearStatus", &v)) < 0) return NULL;
+  if (r) {
+    if (get_integer(env, v, "clearStatus", 0, 0xffff, &clear_bits) != 0) return NULL;
+    want_status = 1;
+  }
+  if ((r = get_opt_prop(env, o, "maxErrorUs", &v)) < 0) return NULL;
+  if (r) {
+    int64_t us;
+    if (get_integer(env, v, "maxErrorUs", 0, INT32_MAX, &us) != 0) return NULL;
+    tx.modes |= ADJ_MAXERROR;
+    tx.maxerror = (long)us;
+  }
+  if ((r = get_opt_prop(env, o, "estErrorUs", &v)) < 0) return NULL;
+  if (r) {
+    int64_t us;
+    if (get_integer(env, v, "estErrorUs", 0, INT32_MAX, &us) != 0) return NULL;
+    tx.modes |= ADJ_ESTERROR;
+    tx.esterror = (long)us;
+  }
+
+  if (want_status) {
+    /* ADJ_STATUS writes the whole word: read the current one and change only the given bits. */
+    struct timex cur;
+    memset(&cur, 0, sizeof cur);
+    if (clock_adjtime(CLOCK_REALTIME, &cur) < 0)
+      return throw_errno(env, "clock_adjtime(read status)", errno);
+    tx.modes |= ADJ_STATUS;
+    tx.status = (int)(((int64_t)cur.status | set_bits) & ~clear_bits);
+  }
+
+  int state = clock_adjtime(CLOCK_REALTIME, &tx);
+  if (state < 0) return throw_errno(env, "clock_adjtime", errno);
+  return timex_to_js(env, &tx, state);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* UDP sockets                                                                                 */
+
+typedef struct udp_sock {
+  napi_env env;
+  uv_poll_t poll;
+  int fd;
+  int family;
+  int ts_mode;
+  int closed;      /* user-visible: no more use */
+  int poll_inited; /* uv_poll_init succeeded: needs uv_close */
+  int poll_closed; /* uv_close callback ran (or never needed) */
+  int finalized;   /* JS object collected */
+  int hook_added;
+  int spurious;
+  uint32_t tx_counter;
+  napi_ref cb;
+  napi_async_context actx;
+  unsigned char buf[MAX_DGRAM];
+} udp_sock;
+
+static void sock_maybe_free(udp_sock* s) {
+  if (s->finalized && s->poll_closed) free(s);
+}
+
+static void on_poll_closed(uv_handle_t* h) {
+  udp_sock* s = (udp_sock*)h->data;
+  s->poll_closed = 1;
+  sock_maybe_free(s);
+}
+
+static void cleanup_hook(void* arg);
+
+/* Releases everything but the memory. `in_hook`: called from the env cleanup hook. */
+static void sock_close(udp_sock* s, int in_hook) {
+  if (s->closed) return;
+  s->closed = 1;
+  if (s->hook_added && !in_hook) napi_remove_env_cleanup_hook(s->env, cleanup_hook, s);
+  s->hook_added = 0;
+  /* uv_close stops polling (and removes the fd from epoll) synchronously; only then close fd. */
+  if (s->poll_inited)
+    uv_close((uv_handle_t*)&s->poll, on_poll_closed);
+  else
+    s->poll_closed = 1;
+  if (s->fd >= 0) {
+    close(s->fd);
+    s->fd = -1;
+  }
+  if (s->cb != NULL) {
+    napi_delete_reference(s->env, s->cb);
+    s->cb = NULL;
+  }
+  if (s->actx != NULL && !in_hook) {
+    napi_async_destroy(s->env, s->actx);
+  }
+  s->actx = NULL;
+}
+
+static void cleanup_hook(void* arg) { sock_close((udp_sock*)arg, 1); }
+
+static void sock_finalize(napi_env env, void* data, void* hint) {
+  udp_sock* s = (udp_sock*)data;
+  sock_close(s, 0);
+  s->finalized = 1;
+  sock_maybe_free(s);
+}
+
+/* Calls onEvent(argv...). Returns 0, or -1 if the callback threw (already reported). */
+static int emit(udp_sock* s, size_t argc, napi_value* argv) {
+  napi_env env = s->env;
+  napi_value cb, recv, result;
+  if (s->cb == NULL) return -1;
+  if (napi_get_reference_value(env, s->cb, &cb) != napi_ok || cb == NULL) return -1;
+  if (napi_get_global(env, &recv) != napi_ok) return -1; /* receiver must be an object */
+  napi_status st = napi_make_callback(env, s->actx, recv, cb, argc, argv, &result);
+  if (st != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value exc;
+      napi_get_and_clear_last_exception(env, &exc);
+      napi_fatal_exception(env, exc); /* -> process 'uncaughtException' */
+    }
+    return -1;
+  }
+  return 0;
+}
+
+static void emit_error(udp_sock* s, const char* what, int err) {
+  napi_env env = s->env;
+  char msg[200];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  napi_value argv[2];
+  if (napi_create_string_utf8(env, "error", NAPI_AUTO_LENGTH, &argv[0]) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &argv[1]) != napi_ok)
+    return;
+  emit(s, 2, argv);
+}
+
+typedef union {
+  char buf[512];
+  struct cmsghdr align;
+} cmsg_buf;
+
+static int find_sw_timestamp(struct msghdr* m, struct timespec* out) {
+  for (struct cmsghdr* c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level != SOL_SOCKET) continue;
+    int is_ts = c->cmsg_type == SCM_TIMESTAMPING;
+#ifdef SO_TIMESTAMPING_NEW
+    is_ts = is_ts || c->cmsg_type == SO_TIMESTAMPING_NEW;
+#endif
+    if (is_ts && c->cmsg_len >= CMSG_LEN(sizeof(struct scm_timestamping))) {
+      struct scm_timestamping st;
+      memcpy(&st, CMSG_DATA(c), sizeof st);
+      if (st.ts[0].tv_sec != 0 || st.ts[0].tv_nsec != 0) {
+        *out = st.ts[0];
+        return 1;
+      }
+    } else if (c->cmsg_type == SCM_TIMESTAMPNS &&
+               c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+      memcpy(out, CMSG_DATA(c), sizeof *out);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Drains the error queue (TX timestamps). Returns the number of messages read. */
+static int drain_errqueue(udp_sock* s) {
+  napi_env env = s->env;
+  int count = 0;
+  while (!s->closed && count < DRAIN_BATCH) {
+    cmsg_buf ctrl;
+    unsigned char dummy[256];
+    struct iovec iov = {dummy, sizeof dummy};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl.buf;
+    m.msg_controllen = sizeof ctrl.buf;
+    ssize_t n = recvmsg(s->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break; /* EAGAIN: queue empty */
+    }
+    count++;
+    struct sock_extended_err ee;
+    int have_ee = 0;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+      if (((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
+           (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) &&
+          c->cmsg_len >= CMSG_LEN(sizeof ee)) {
+        memcpy(&ee, CMSG_DATA(c), sizeof ee);
+        have_ee = 1;
+      }
+    }
+    struct timespec ts;
+    if (!have_ee || ee.ee_errno != ENOMSG || ee.ee_origin != SO_EE_ORIGIN_TIMESTAMPING ||
+        ee.ee_info != SCM_TSTAMP_SND || !find_sw_timestamp(&m, &ts))
+      continue; /* not a software TX timestamp: ignore */
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) break;
+    napi_value argv[3];
+    int ok = napi_create_string_utf8(env, "tx", 2, &argv[0]) == napi_ok &&
+             napi_create_uint32(env, ee.ee_data, &argv[1]) == napi_ok &&
+             (argv[2] = ts_to_bigint(env, &ts)) != NULL;
+    int rc = ok ? emit(s, 3, argv) : -1;
+    napi_close_handle_scope(env, scope);
+    if (rc != 0) break;
+  }
+  return count;
+}
+
+static int drain_rx(udp_sock* s) {
+  napi_env env = s->env;
+  int count = 0;
+  while (!s->closed && count < DRAIN_BATCH) {
+    cmsg_buf ctrl;
+    struct sockaddr_storage from;
+    struct iovec iov = {s->buf, sizeof s->buf};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    memset(&from, 0, sizeof from);
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctrl.buf;
+    m.msg_controllen = sizeof ctrl.buf;
+    ssize_t n = recvmsg(s->fd, &m, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED)
+        emit_error(s, "recvmsg", errno);
+      break;
+    }
+    count++;
+    if (m.msg_flags & MSG_TRUNC) continue; /* larger than any UDP payload: cannot happen */
+    char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+    int port = format_addr(&from, addr, sizeof addr);
+    struct timespec ts;
+    int have_ts = find_sw_timestamp(&m, &ts);
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) break;
+    napi_value argv[5];
+    void* bdata;
+    int ok = napi_create_string_utf8(env, "rx", 2, &argv[0]) == napi_ok &&
+             napi_create_buffer_copy(env, (size_t)n, s->buf, &bdata, &argv[1]) == napi_ok &&
+             napi_create_string_utf8(env, addr, NAPI_AUTO_LENGTH, &argv[2]) == napi_ok &&
+             napi_create_int32(env, port, &argv[3]) == napi_ok;
+    if (ok) {
+      if (have_ts)
+        ok = (argv[4] = ts_to_bigint(env, &ts)) != NULL;
+      else
+        ok = napi_get_null(env, &argv[4]) == napi_ok;
+    }
+    int rc = ok ? emit(s, 5, argv) : -1;
+    napi_close_handle_scope(env, scope);
+    if (rc != 0) break;
+  }
+  return count;
+}
+
+static void on_poll(uv_poll_t* h, int status, int events) {
+  udp_sock* s = (udp_sock*)h->data;
+  if (s->closed) return;
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  int sockerr = 0;
+  if (status < 0) {
+    /* libuv reports POLLERR (which a queued TX timestamp raises) as an error and stops the
+       watcher. Clear any pending socket error, drain both queues, then restart polling. */
+    socklen_t sl = sizeof sockerr;
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &sockerr, &sl);
+  }
+  int n = drain_errqueue(s);
+  if (!s->closed) n += drain_rx(s);
+  if (!s->closed && status < 0) {
+    if (fcntl(s->fd, F_GETFD) == -1) {
+      emit_error(s, "poll", EBADF);
+    } else if (n == 0 && sockerr == 0 && ++s->spurious > 1000) {
+      emit_error(s, "poll: persistent error condition", EIO);
+    } else {
+      if (n > 0 || sockerr != 0) s->spurious = 0;
+      int r = uv_poll_start(&s->poll, UV_READABLE, on_poll);
+      if (r < 0) emit_error(s, "uv_poll_start", -r);
+    }
+  } else if (status >= 0) {
+    s->spurious = 0;
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static int get_family(napi_env env, napi_value v, int* out) {
+  int64_t f;
+  if (get_integer(env, v, "family", 4, 6, &f) != 0) return -1;
+  if (f != 4 && f != 6) {
+    throw_range(env, "family must be 4 or 6");
+    return -1;
+  }
+  *out = (int)f;
+  return 0;
+}
+
+/* udpOpen(family, bindAddress, port, onEvent, opts?) */
+static napi_value UdpOpen(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, "udpOpen(family, address, port, onEvent, opts?)");
+  int family;
+  if (get_family(env, argv[0], &family) != 0) return NULL;
+  char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  if (get_string(env, argv[1], "address", addr, sizeof addr) != 0) return NULL;
+  int64_t port;
+  if (get_integer(env, argv[2], "port", 0, 65535, &port) != 0) return NULL;
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[3], &t));
+  if (t != napi_function) return throw_type(env, "onEvent must be a function");
+  int reuse_port = 0;
+  if (argc >= 5) {
+    CHECK(napi_typeof(env, argv[4], &t));
+    if (t == napi_object) {
+      napi_value v;
+      int r = get_opt_prop(env, argv[4], "reusePort", &v);
+      if (r < 0) return NULL;
+      if (r) {
+        CHECK(napi_typeof(env, v, &t));
+        if (t != napi_boolean) return throw_type(env, "opts.reusePort must be a boolean");
+        bool b;
+        CHECK(napi_get_value_bool(env, v, &b));
+        reuse_port = b;
+      }
+    } else if (t != napi_undefined && t != napi_null) {
+      return throw_type(env, "opts must be an object");
+    }
+  }
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (parse_addr(env, family, addr, (int)port, &ss, &sl) != 0) return NULL;
+
+  uv_loop_t* loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", errno);
+  int one = 1;
+  if (family == 6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "setsockopt(IPV6_V6ONLY)", e);
+  }
+  if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int e = errno;
+    close(fd);
+    return throw_errno(env, "setsockopt(SO_REUSEPORT)", e);
+  }
+  int ts_mode = TS_NONE;
+  int flags = TS_FLAGS;
+  if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &flags, sizeof flags) == 0)
+    ts_mode = TS_FULL;
+  else if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) == 0)
+    ts_mode = TS_NS;
+  if (bind(fd, (struct sockaddr*)&ss, sl) != 0) {
+    int e = errno;
+    close(fd);
+    char what[128];
+    snprintf(what, sizeof what, "bind(%s port %d)", addr, (int)port);
+    return throw_errno(env, what, e);
+  }
+
+  udp_sock* s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    close(fd);
+    return throw_errno(env, "udpOpen", ENOMEM);
+  }
+  s->env = env;
+  s->fd = fd;
+  s->family = family;
+  s->ts_mode = ts_mode;
+  s->poll_closed = 1;
+  napi_value obj, resource, name, mode;
+  if (napi_create_object(env, &obj) != napi_ok ||
+      napi_wrap(env, obj, s, sock_finalize, NULL, NULL) != napi_ok) {
+    close(fd);
+    free(s);
+    return throw_errno(env, "udpOpen(wrap)", ENOMEM);
+  }
+  /* From here on the finalizer owns s; failures just close it. */
+  const char* mode_s = ts_mode == TS_FULL ? "timestamping" : ts_mode == TS_NS ? "rx-only" : "none";
+  if (napi_create_string_utf8(env, mode_s, NAPI_AUTO_LENGTH, &mode) != napi_ok ||
+      napi_set_named_property(env, obj, "tsMode", mode) != napi_ok ||
+      napi_create_object(env, &resource) != napi_ok ||
+      napi_create_string_utf8(env, "RubidiumUdpSocket", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, resource, name, &s->actx) != napi_ok ||
+      napi_create_reference(env, argv[3], 1, &s->cb) != napi_ok) {
+    sock_close(s, 0);
+    return throw_errno(env, "udpOpen(init)", ENOMEM);
+  }
+  int r = uv_poll_init(loop, &s->poll, fd);
+  if (r < 0) {
+    sock_close(s, 0);
+    return throw_errno(env, "uv_poll_init", -r);
+  }
+  s->poll.data = s;
+  s->poll_inited = 1;
+  s->poll_closed = 0;
+  r = uv_poll_start(&s->poll, UV_READABLE, on_poll);
+  if (r < 0) {
+    sock_close(s, 0);
+    return throw_errno(env, "uv_poll_start", -r);
+  }
+  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
+  return obj;
+}
+
+/* Unwraps a handle; throws unless it is an open socket. */
+static udp_sock* get_sock(napi_env env, napi_value v, int allow_closed) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok) return NULL;
+  void* p = NULL;
+  if (t != napi_object || napi_unwrap(env, v, &p) != napi_ok || p == NULL) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+    }
+    throw_type(env, "handle must be a socket handle returned by udpOpen");
+    return NULL;
+  }
+  udp_sock* s = (udp_sock*)p;
+  if (s->closed && !allow_closed) {
+    napi_throw_error(env, "ERR_SOCKET_CLOSED", "socket is closed");
+    return NULL;
+  }
+  return s;
+}
+
+/* udpSend(handle, data, address, port): number (OPT_ID of this datagram, or -1) */
+static napi_value UdpSend(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, "udpSend(handle, data, address, port)");
+  udp_sock* s = get_sock(env, argv[0], 0);
+  if (s == NULL) return NULL;
+  void* data = NULL;
+  size_t len = 0;
+  bool is;
+  CHECK(napi_is_typedarray(env, argv[1], &is));
+  if (is) {
+    napi_typedarray_type tt;
+    napi_value ab;
+    size_t off;
+    CHECK(napi_get_typedarray_info(env, argv[1], &tt, &len, &data, &ab, &off));
+    if (tt != napi_uint8_array && tt != napi_uint8_clamped_array)
+      return throw_type(env, "data must be a Buffer or Uint8Array");
+  } else {
+    return throw_type(env, "data must be a Buffer or Uint8Array");
+  }
+  if (len > 65535) return throw_range(env, "data longer than 65535 bytes");
+  if (len > 0 && data == NULL) return throw_type(env, "data is detached");
+  char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  if (get_string(env, argv[2], "address", addr, sizeof addr) != 0) return NULL;
+  int64_t port;
+  if (get_integer(env, argv[3], "port", 1, 65535, &port) != 0) return NULL;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (parse_addr(env, s->family, addr, (int)port, &ss, &sl) != 0) return NULL;
+  ssize_t n;
+  do {
+    n = sendto(s->fd, data, len, MSG_DONTWAIT, (struct sockaddr*)&ss, sl);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, "sendto", errno);
+  double id = -1;
+  if (s->ts_mode == TS_FULL) id = (double)(s->tx_counter++);
+  napi_value out;
+  CHECK(napi_create_double(env, id, &out));
+  return out;
+}
+
+static napi_value UdpLocalPort(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return throw_type(env, "udpLocalPort(handle)");
+  udp_sock* s = get_sock(env, argv[0], 0);
+  if (s == NULL) return NULL;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (getsockname(s->fd, (struct sockaddr*)&ss, &sl) != 0)
+    return throw_errno(env, "getsockname", errno);
+  char tmp[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  napi_value out;
+  CHECK(napi_create_int32(env, format_addr(&ss, tmp, sizeof tmp), &out));
+  return out;
+}
+
+static napi_value UdpClose(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return throw_type(env, "udpClose(handle)");
+  udp_sock* s = get_sock(env, argv[0], 1);
+  if (s == NULL) return NULL;
+  sock_close(s, 0);
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+/* udpSetRef(handle, ref: boolean): whether the open socket keeps the event loop alive. */
+static napi_value UdpSetRef(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return throw_type(env, "udpSetRef(handle, ref)");
+  udp_sock* s = get_sock(env, argv[0], 0);
+  if (s == NULL) return NULL;
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[1], &t));
+  if (t != napi_boolean) return throw_type(env, "ref must be a boolean");
+  bool b;
+  CHECK(napi_get_value_bool(env, argv[1], &b));
+  if (b)
+    uv_ref((uv_handle_t*)&s->poll);
+  else
+    uv_unref((uv_handle_t*)&s->poll);
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"clockGettime", NULL, ClockGettime, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adjtimeRead", NULL, AdjtimeRead, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adjtime", NULL, Adjtime, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpOpen", NULL, UdpOpen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpSend", NULL, UdpSend, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpLocalPort", NULL, UdpLocalPort, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpClose", NULL, UdpClose, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpSetRef", NULL, UdpSetRef, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
+    return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

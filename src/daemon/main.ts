@@ -1,0 +1,404 @@
+/**
+ * rubidiumd: reads the configuration, builds the sans-IO Engine, opens sockets through the I/O
+ * layer, starts the control server, and runs until a signal (or -q/-Q/-t) ends it.
+ */
+import { spawn } from 'node:child_process';
+import { lookup } from 'node:dns/promises';
+import * as fs from 'node:fs';
+import { isIP } from 'node:net';
+import * as path from 'node:path';
+import { randomInt } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+import { DisciplinedClock } from '../clock/disciplined-clock.js';
+import type { Clock } from '../clock/clock.js';
+import { SystemClock } from '../clock/system-clock.js';
+import {
+  ConfigError,
+  DEFAULT_CONFIG_TEXT,
+  formatConfig,
+  loadConfigFile,
+  parseConfigText,
+  type Config,
+  type SourceConfig as ConfSource,
+} from '../config/chrony-conf.js';
+import { startControlServer, type ControlServer } from '../control/server.js';
+import { Engine, type SourceConfig } from '../engine/engine.js';
+import { native, nativeLoadError } from '../io/native.js';
+import { realtimeNow } from '../io/realtime.js';
+import { openUdpSocket } from '../io/udp.js';
+import { AccessTable } from '../ntp/access.js';
+import { readDriftFile, writeDriftFile } from '../discipline/driftfile-io.js';
+import { addSeconds, diffSeconds, type Instant } from '../time/ntp-time.js';
+import { FlagError, parseFlags, USAGE, type DaemonFlags } from './flags.js';
+import { Runtime, type RuntimeLogger } from './runtime.js';
+import { makeControlHandler } from './control-handler.js';
+import { StatsLogger } from './stats-logger.js';
+import { acquirePidFile, releasePidFile } from './pidfile.js';
+
+export const VERSION = '0.1.0';
+
+function makeLogger(flags: DaemonFlags): RuntimeLogger {
+  const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const out = (msg: string) => {
+    if (flags.debug > 0 || flags.noDetach) process.stderr.write(`${stamp()} ${msg}\n`);
+  };
+  return {
+    info: out,
+    warn: out,
+    debug: (m) => {
+      if (flags.debug > 1) out(m);
+    },
+  };
+}
+
+/** The raw time source of the virtual clock: host CLOCK_REALTIME, plus a test-injected error. */
+function virtualRaw(flags: DaemonFlags): () => Instant {
+  if (!flags.injectError) return realtimeNow;
+  const start = realtimeNow();
+  const { offset, ppm } = flags.injectError;
+  return () => {
+    const now = realtimeNow();
+    return addSeconds(now, offset + ppm * 1e-6 * diffSeconds(now, start));
+  };
+}
+
+async function resolveSources(conf: Config, family: 4 | 6 | null, log: RuntimeLogger): Promise<SourceConfig[]> {
+  const out: SourceConfig[] = [];
+  const seen = new Set<string>();
+  const add = (src: ConfSource, address: string) => {
+    const id = `${address}:${src.options.port}`;
+    if (seen.has(id)) return;
+    seen.add(id);
+    out.push({
+      id,
+      name: src.type === 'pool' || isIP(src.host) ? address : src.host,
+      address: { address, port: src.options.port },
+      minpoll: src.options.minpoll,
+      maxpoll: src.options.maxpoll,
+      iburst: src.options.iburst,
+      burst: src.options.burst,
+      prefer: src.options.prefer,
+      noselect: src.options.noselect,
+      trust: src.options.trust,
+      require: src.options.require,
+      maxdelay: src.options.maxdelay,
+      xleave: src.options.xleave,
+      version: src.options.version ?? 4,
+      offline: src.options.offline,
+    });
+  };
+  for (const src of conf.sources) {
+    if (isIP(src.host)) {
+      add(src, src.host);
+      continue;
+    }
+    try {
+      const addrs = await lookup(src.host, { all: true, ...(family ? { family } : {}) });
+      const take = src.type === 'pool' ? (src.maxsources ?? 4) : 1;
+      for (const a of addrs.slice(0, take)) add(src, a.address);
+      if (addrs.length === 0) log.warn(`${src.origin}: could not resolve ${src.host}: no addresses`);
+    } catch (e) {
+      log.warn(`${src.origin}: could not resolve ${src.host}: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+function loadConfig(flags: DaemonFlags, log: RuntimeLogger): { conf: Config; origin: string } {
+  if (flags.directives.length > 0) {
+    return { conf: parseConfigText(flags.directives.join('\n'), 'command line'), origin: 'command line' };
+  }
+  if (flags.configFile) return { conf: loadConfigFile(flags.configFile), origin: flags.configFile };
+  log.info('No configuration file given (-f): using the embedded default configuration');
+  return { conf: parseConfigText(DEFAULT_CONFIG_TEXT, 'embedded default'), origin: 'embedded default' };
+}
+
+/** chronyd without -n/-d detaches into the background; so does rubidiumd. */
+function detach(argv: readonly string[]): number {
+  const self = fileURLToPath(import.meta.url);
+  const launcher = path.join(path.dirname(self), '..', '..', '..', 'bin', 'rubidiumd');
+  const child = spawn(process.execPath, [launcher, '-n', ...argv], { detached: true, stdio: 'ignore' });
+  child.unref();
+  return 0;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let flags: DaemonFlags;
+  try {
+    flags = parseFlags(argv);
+  } catch (e) {
+    if (e instanceof FlagError) {
+      process.stderr.write(`rubidiumd: ${e.message}\n${USAGE}`);
+      return 1;
+    }
+    throw e;
+  }
+  if (flags.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (flags.version) {
+    process.stdout.write(`rubidiumd (Rubidium) version ${VERSION}\n`);
+    return 0;
+  }
+  const log = makeLogger({ ...flags, noDetach: flags.noDetach || flags.printConfig || flags.measureOnceAndExit || flags.setOnceAndExit });
+  for (const w of flags.warnings) log.warn(w);
+
+  let conf: Config;
+  try {
+    conf = loadConfig(flags, log).conf;
+  } catch (e) {
+    if (e instanceof ConfigError || (e as NodeJS.ErrnoException).code) {
+      process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+  for (const w of conf.warnings) process.stderr.write(`rubidiumd: warning: ${w}\n`);
+  if (flags.printConfig) {
+    process.stdout.write(formatConfig(conf));
+    return 0;
+  }
+  if (flags.injectError && !flags.noClockControl) {
+    process.stderr.write('rubidiumd: --inject-error needs -x (it only affects the virtual clock)\n');
+    return 1;
+  }
+  const oneShot = flags.setOnceAndExit || flags.measureOnceAndExit;
+  if (!flags.noDetach && !oneShot) return detach(argv);
+
+  log.info(`rubidiumd version ${VERSION} starting (${flags.noClockControl ? 'virtual clock, -x' : 'system clock'})`);
+  if (!native) log.warn(`Warning: ${nativeLoadError ?? 'native addon unavailable'}; falling back to node:dgram with daemon timestamps`);
+
+  let clock: Clock;
+  if (flags.noClockControl || flags.measureOnceAndExit) {
+    clock = new DisciplinedClock(virtualRaw(flags), 'virtual');
+  } else {
+    if (!native) {
+      process.stderr.write('rubidiumd: cannot discipline the system clock without the native addon (clock_adjtime); use -x\n');
+      return 1;
+    }
+    try {
+      clock = new SystemClock(native);
+    } catch (e) {
+      process.stderr.write(`rubidiumd: cannot use the system clock: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+
+  // The pidfile refuses a second instance, like chronyd's.
+  if (conf.pidfile && !oneShot) {
+    try {
+      acquirePidFile(conf.pidfile);
+    } catch (e) {
+      process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+
+  let initialFreq = 0;
+  let driftSkew = 1;
+  if (conf.driftfile) {
+    try {
+      const d = await readDriftFile(conf.driftfile);
+      if (d) {
+        initialFreq = d.freqPpm;
+        driftSkew = d.skewPpm;
+        log.info(`Frequency ${initialFreq.toFixed(3)} +/- ${driftSkew.toFixed(3)} ppm read from ${conf.driftfile}`);
+      }
+    } catch (e) {
+      log.warn(`Could not read ${conf.driftfile}: ${(e as Error).message}`);
+    }
+  }
+  if (initialFreq !== 0 && clock.kind === 'system') clock.setFrequency(initialFreq);
+
+  const access = new AccessTable();
+  for (const r of conf.access) {
+    try {
+      access.add(r.allow, r.subnet, r.all);
+    } catch (e) {
+      process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+
+  const sources = await resolveSources(conf, flags.family, log);
+  const makestep = oneShot ? { threshold: 0, limit: -1 } : (conf.makestep ?? undefined);
+  const engine = new Engine(
+    {
+      sources: oneShot ? sources.map((s) => ({ ...s, iburst: true })) : sources,
+      discipline: {
+        ...(makestep ? { makestep } : {}),
+        minsources: conf.minsources,
+        maxdistance: conf.maxdistance,
+        initialFrequencyPpm: initialFreq,
+        ...(conf.local ? { localStratum: conf.local } : {}),
+      },
+      server: { enabled: conf.port !== 0 && !oneShot, access: (a: string) => access.allowed(a), clientLogLimit: 4096 },
+      precision: native ? -25 : -20,
+    },
+    { random: () => randomInt(0, 2 ** 32) / 2 ** 32 },
+  );
+  const runtime = new Runtime(engine, clock, log);
+
+  // Sockets: server on the configured port, client sockets on ephemeral ports.
+  const wantFamily = (f: 4 | 6) => flags.family === null || flags.family === f;
+  try {
+    if (conf.port !== 0 && !oneShot) {
+      const binds = conf.bindaddress.length ? conf.bindaddress : [wantFamily(4) ? '0.0.0.0' : '', wantFamily(6) ? '::' : ''].filter(Boolean);
+      for (const address of binds) {
+        const family = isIP(address) === 6 ? 6 : 4;
+        try {
+          const sock = await openUdpSocket({
+            family,
+            address,
+            port: conf.port,
+            onDatagram: (d, from, rx) => runtime.datagram('server', d, from, rx),
+            onTxTimestamp: (id, tx) => runtime.txTimestamp(sock, id, tx),
+          });
+          runtime.attach(family === 6 ? 'server6' : 'server4', sock);
+          log.info(`Serving NTP on ${address}:${conf.port} (${sock.timestamping} timestamps)`);
+        } catch (e) {
+          // An IPv6 wildcard may be unavailable; IPv4 failure or an explicit address is fatal.
+          if (conf.bindaddress.length || family === 4) throw e;
+          log.warn(`Could not open NTP socket on [${address}]:${conf.port}: ${(e as Error).message}`);
+        }
+      }
+    }
+    for (const family of [4, 6] as const) {
+      if (!wantFamily(family)) continue;
+      try {
+        const sock = await openUdpSocket({
+          family,
+          address: family === 4 ? '0.0.0.0' : '::',
+          port: 0,
+          onDatagram: (d, from, rx) => runtime.datagram('client', d, from, rx),
+          onTxTimestamp: (id, tx) => runtime.txTimestamp(sock, id, tx),
+        });
+        runtime.attach(family === 6 ? 'client6' : 'client4', sock);
+      } catch (e) {
+        if (family === 4) throw e;
+        log.debug(`No IPv6 client socket: ${(e as Error).message}`);
+      }
+    }
+  } catch (e) {
+    process.stderr.write(`rubidiumd: could not open NTP socket: ${(e as Error).message}\n`);
+    runtime.stop();
+    if (conf.pidfile) releasePidFile(conf.pidfile);
+    return 1;
+  }
+
+  let control: ControlServer | null = null;
+  const stats = new StatsLogger(conf, log);
+  runtime.onClockAction = () => {};
+  const saveDrift = async () => {
+    if (!conf.driftfile || clock.kind === 'simulated') return;
+    try {
+      const t = engine.tracking(clock.now());
+      await writeDriftFile(conf.driftfile, t.frequencyPpm, t.skewPpm);
+    } catch (e) {
+      log.warn(`Could not write ${conf.driftfile}: ${(e as Error).message}`);
+    }
+  };
+
+  if (!oneShot) {
+    const udpAddr = conf.bindcmdaddress.find((a) => isIP(a)) ?? '127.0.0.1';
+    const unixPath = conf.cmdSocket && (process.getuid?.() === 0 || flags.configFile) ? conf.cmdSocket : undefined;
+    try {
+      control = await startControlServer({
+        ...(unixPath ? { unixPath } : {}),
+        ...(conf.cmdport !== 0 ? { udp: { address: udpAddr, port: conf.cmdport } } : {}),
+        handler: makeControlHandler(engine, runtime, clock, () => control?.stats ?? { received: 0, dropped: 0 }),
+        onError: (err) => log.debug(`control: ${err.message}`),
+      });
+    } catch (e) {
+      // Without a control channel the daemon still keeps time; say so and go on.
+      log.warn(`Could not open control socket: ${(e as Error).message}`);
+      if (unixPath) {
+        try {
+          control = await startControlServer({
+            ...(conf.cmdport !== 0 ? { udp: { address: udpAddr, port: conf.cmdport } } : {}),
+            handler: makeControlHandler(engine, runtime, clock, () => control?.stats ?? { received: 0, dropped: 0 }),
+          });
+        } catch (e2) {
+          log.warn(`Could not open UDP control socket: ${(e2 as Error).message}`);
+        }
+      }
+    }
+    if (control) {
+      const where = [control.unixPath ? control.unixPath : '', control.udpPort ? `${udpAddr}:${control.udpPort}` : '']
+        .filter(Boolean)
+        .join(' and ');
+      log.info(`Control socket on ${where}`);
+      const hint = control.udpPort
+        ? `bin/rubidiumc -h ${udpAddr} -p ${control.udpPort} tracking`
+        : `bin/rubidiumc -h ${control.unixPath} tracking`;
+      log.info(`Query it with: ${hint}   (also: sources -v, sourcestats, serverstats, --json)`);
+    }
+  }
+
+  // Drop privileges once every privileged socket is bound.
+  if (flags.user && process.getuid?.() === 0) {
+    try {
+      const { uid, gid } = lookupUser(flags.user);
+      process.setgid?.(gid);
+      process.setuid?.(uid);
+      log.info(`Dropped root privileges to ${flags.user}`);
+    } catch (e) {
+      process.stderr.write(`rubidiumd: could not switch to user ${flags.user}: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+
+  return await new Promise<number>((resolve) => {
+    let finished = false;
+    const timers: NodeJS.Timeout[] = [];
+    const finish = async (code: number) => {
+      if (finished) return;
+      finished = true;
+      for (const t of timers) clearInterval(t);
+      runtime.stop();
+      await control?.close();
+      stats.close();
+      if (!oneShot) await saveDrift();
+      if (conf.pidfile && !oneShot) releasePidFile(conf.pidfile);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      log.info('rubidiumd exiting');
+      resolve(code);
+    };
+    const onSignal = () => void finish(0);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+
+    runtime.onClockAction = (a) => {
+      if (a.type === 'step' || a.type === 'frequency') stats.onClockUpdate(engine, clock.now());
+      if (oneShot && a.type === 'step') {
+        process.stdout.write(`System clock wrong by ${a.seconds.toFixed(6)} seconds (${flags.measureOnceAndExit || flags.noClockControl ? 'ignored' : 'step'})\n`);
+        void finish(0);
+      }
+    };
+    runtime.start();
+    timers.push(setInterval(() => stats.onPoll(engine, clock.now()), 1000));
+    if (conf.driftfile && !oneShot) timers.push(setInterval(() => void saveDrift(), (conf.driftfileInterval ?? 3600) * 1000));
+    const timeout = flags.timeoutS ?? (oneShot ? 30 : null);
+    if (timeout !== null) {
+      timers.push(
+        setTimeout(() => {
+          if (oneShot) process.stderr.write('rubidiumd: no suitable source found within the timeout\n');
+          void finish(oneShot ? 1 : 0);
+        }, timeout * 1000),
+      );
+    }
+    if (sources.length === 0 && !conf.local) log.info('No sources configured and no local stratum: serving unsynchronised time');
+  });
+}
+
+function lookupUser(name: string): { uid: number; gid: number } {
+  const text = fs.readFileSync('/etc/passwd', 'utf8');
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f[0] === name && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
+  }
+  throw new Error('no such user');
+}

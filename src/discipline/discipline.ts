@@ -1,0 +1,535 @@
+/**
+ * The clock discipline (sans-IO): per-source statistics, selection, combining and the servo.
+ *
+ * Timescales. Instants passed in (`now`, sample times) are the local clock's cooked time, as the
+ * clock reads after every action this discipline emitted was applied. Internally the discipline
+ * works in a "virtual" timescale: cooked time plus the offset correction still being slewed
+ * (chrony's cooked time works the same way). Every decided correction moves the virtual timescale
+ * at once, and the stored sample history of every source is rewritten to match, so the
+ * regressions always describe the clock as it is being corrected.
+ *
+ * Actions: {type:'frequency', ppm} is the total correction (base frequency + slew rate),
+ * {type:'step'} moves the clock, {type:'status'} publishes synchronisation state.
+ */
+import type { Instant } from '../time/ntp-time.js';
+import { addSeconds, diffSeconds } from '../time/ntp-time.js';
+import type { LeapIndicator } from '../clock/clock.js';
+import type { ClockAction, NtpSample, ReferenceState, SelectState, SourceSelectOptions } from '../engine/types.js';
+import type { LeapStatus, SourceStatsReport, TrackingReport } from '../control/reports.js';
+import { SourceStats, WORST_SKEW } from './source-stats.js';
+import { DEFAULT_SELECTION, selectSources, type Candidate, type SelectionOptions } from './selection.js';
+import { frequencyUpdate, slewPlan } from './servo.js';
+
+export const REFID_LOCL = 0x4c4f434c;
+
+export interface DisciplineOptions {
+  makestep?: { threshold: number; limit: number };
+  minsources?: number;
+  maxdistance?: number;
+  maxjitter?: number;
+  combinelimit?: number;
+  stratumweight?: number;
+  reselectdist?: number;
+  /** ppm */
+  maxclockerror?: number;
+  initialFrequencyPpm?: number;
+  initialSkewPpm?: number;
+  corrtimeratio?: number;
+  /** ppm */
+  maxupdateskew?: number;
+  /** ppm */
+  maxslewrate?: number;
+  localStratum?: { stratum: number; orphan?: boolean; distance?: number };
+  /** log2 s of the local clock's precision. */
+  precision?: number;
+  maxSamples?: number;
+}
+
+export interface DisciplineSourceOptions extends SourceSelectOptions {
+  /** Refid this source stands for when it is the reference (IPv4 address as u32, ...). */
+  refId?: number;
+  name?: string;
+  maxdelay?: number;
+  maxdelayratio?: number;
+  maxdelaydevratio?: number;
+}
+
+export interface LastSampleInfo {
+  time: Instant; // cooked local time of the measurement
+  measuredOffset: number; // θ as measured
+  adjustedOffset: number; // θ corrected for later clock adjustments
+  error: number;
+}
+
+interface SourceEntry {
+  id: string;
+  opts: DisciplineSourceOptions;
+  stats: SourceStats;
+  /** undefined until the source has answered or is known not to answer. */
+  reachable: boolean | undefined;
+  fresh: boolean;
+  state: SelectState;
+  last: LastSampleInfo | undefined;
+  rejected: number;
+}
+
+interface Slew {
+  start: Instant; // cooked
+  r0: number; // seconds to correct, signed
+  rate: number; // s/s
+  end: Instant; // cooked
+}
+
+export type SampleVerdict = 'accepted' | 'unknown source' | 'maxdelay' | 'maxdelayratio' | 'delaydev';
+
+export class Discipline {
+  private readonly sources = new Map<string, SourceEntry>();
+  private readonly actions: ClockAction[] = [];
+  private readonly sel: SelectionOptions;
+  private readonly maxClockError: number; // s/s
+  private readonly corrTimeRatio: number;
+  private readonly maxUpdateSkew: number; // s/s
+  private readonly maxSlewRate: number; // s/s
+  private readonly precision: number;
+
+  private freq: number; // base frequency correction, s/s
+  private ourSkew: number; // s/s
+  private slew: Slew | undefined;
+  private selectedId: string | undefined;
+  private synced = false;
+  private updates = 0;
+  private lastUpdate: Instant | undefined;
+  private updateInterval = 0;
+  private lastOffset = 0;
+  private meanSquareOffset = 0;
+  private residualFreq = 0;
+  private refStratum = 0;
+  private refId = 0;
+  private refName = '';
+  private refRootDelay = 0;
+  private refRootDispersion = 0;
+  private leap: LeapIndicator = 3;
+  private lastReason = '';
+
+  constructor(private readonly opts: DisciplineOptions = {}) {
+    this.sel = {
+      ...DEFAULT_SELECTION,
+      minsources: opts.minsources ?? DEFAULT_SELECTION.minsources,
+      maxdistance: opts.maxdistance ?? DEFAULT_SELECTION.maxdistance,
+      maxjitter: opts.maxjitter ?? DEFAULT_SELECTION.maxjitter,
+      combinelimit: opts.combinelimit ?? DEFAULT_SELECTION.combinelimit,
+      stratumweight: opts.stratumweight ?? DEFAULT_SELECTION.stratumweight,
+      reselectdist: opts.reselectdist ?? DEFAULT_SELECTION.reselectdist,
+    };
+    this.maxClockError = (opts.maxclockerror ?? 1) * 1e-6;
+    this.corrTimeRatio = opts.corrtimeratio ?? 3;
+    this.maxUpdateSkew = (opts.maxupdateskew ?? 1000) * 1e-6;
+    this.maxSlewRate = (opts.maxslewrate ?? 83333.333) * 1e-6;
+    this.precision = opts.precision ?? -20;
+    this.freq = (opts.initialFrequencyPpm ?? 0) * 1e-6;
+    this.ourSkew = opts.initialSkewPpm !== undefined ? opts.initialSkewPpm * 1e-6 : WORST_SKEW;
+    if (opts.initialFrequencyPpm !== undefined) this.actions.push({ type: 'frequency', ppm: this.freq * 1e6 });
+  }
+
+  // ---- sources -------------------------------------------------------------------------------
+
+  addSource(id: string, opts: DisciplineSourceOptions): void {
+    if (this.sources.has(id)) throw new Error(`source ${id} already exists`);
+    this.sources.set(id, {
+      id,
+      opts: { ...opts },
+      stats: new SourceStats({
+        maxClockErrorPpm: this.maxClockError * 1e6,
+        ...(opts.maxdelaydevratio !== undefined ? { maxDelayDevRatio: opts.maxdelaydevratio } : {}),
+        ...(this.opts.maxSamples !== undefined ? { maxSamples: this.opts.maxSamples } : {}),
+      }),
+      reachable: undefined,
+      fresh: false,
+      state: '?',
+      last: undefined,
+      rejected: 0,
+    });
+  }
+
+  removeSource(id: string): void {
+    this.sources.delete(id);
+    if (this.selectedId === id) this.selectedId = undefined;
+  }
+
+  setSourceOptions(id: string, opts: Partial<DisciplineSourceOptions>): void {
+    const s = this.sources.get(id);
+    if (s) s.opts = { ...s.opts, ...opts };
+  }
+
+  setReachable(id: string, reachable: boolean): void {
+    const s = this.sources.get(id);
+    if (s) s.reachable = reachable;
+  }
+
+  /** Feeds a measurement; the caller then calls update(now) to let it steer the clock. */
+  addSample(id: string, sample: NtpSample, _now: Instant): SampleVerdict {
+    const s = this.sources.get(id);
+    if (!s) return 'unknown source';
+    if (s.opts.maxdelay !== undefined && sample.delay > s.opts.maxdelay) {
+      s.rejected++;
+      return 'maxdelay';
+    }
+    if (s.opts.maxdelayratio !== undefined && s.stats.count > 0 && sample.delay > s.opts.maxdelayratio * s.stats.minDelay()) {
+      s.rejected++;
+      return 'maxdelayratio';
+    }
+    const r = this.remaining(sample.time);
+    const tv = addSeconds(sample.time, r);
+    const off = sample.offset - r;
+    if (!s.stats.isGoodSample(off, sample.delay, tv)) {
+      s.rejected++;
+      return 'delaydev';
+    }
+    s.stats.add({
+      time: tv,
+      offset: off,
+      measuredOffset: sample.offset,
+      delay: sample.delay,
+      dispersion: sample.dispersion,
+      rootDelay: sample.rootDelay,
+      rootDispersion: sample.rootDispersion,
+      stratum: sample.stratum,
+      leap: sample.leap,
+      refId: sample.refId,
+      poll: sample.poll,
+    });
+    s.reachable = true;
+    s.fresh = true;
+    s.last = {
+      time: sample.time,
+      measuredOffset: sample.offset,
+      adjustedOffset: off,
+      error: sample.delay / 2 + sample.dispersion,
+    };
+    return 'accepted';
+  }
+
+  // ---- timers --------------------------------------------------------------------------------
+
+  /** When the current slew ends (the frequency must then drop back to the base value). */
+  nextTimeout(): Instant | null {
+    return this.slew ? this.slew.end : null;
+  }
+
+  handleTimeout(now: Instant): void {
+    if (this.slew && now >= this.slew.end) {
+      this.slew = undefined;
+      this.actions.push({ type: 'frequency', ppm: this.freq * 1e6 });
+    }
+  }
+
+  pollClockAction(): ClockAction | undefined {
+    return this.actions.shift();
+  }
+
+  /** Offset correction still to be slewed at cooked instant t (positive: clock is slow). */
+  remaining(t: Instant): number {
+    const sl = this.slew;
+    if (!sl) return 0;
+    if (t >= sl.end) return 0;
+    const el = Math.max(0, diffSeconds(t, sl.start)) / (1 + this.freq + sl.rate);
+    const r = sl.r0 - sl.rate * el;
+    return Math.sign(r) === Math.sign(sl.r0) ? r : 0;
+  }
+
+  // ---- selection and servo -------------------------------------------------------------------
+
+  update(now: Instant): void {
+    this.handleTimeout(now);
+    const vnow = addSeconds(now, this.remaining(now));
+    const cands: Candidate[] = [];
+    for (const s of this.sources.values()) {
+      const d = s.reachable ? s.stats.selectionData(vnow) : undefined;
+      cands.push({
+        id: s.id,
+        opts: s.opts,
+        usable: d !== undefined,
+        offset: d?.offset ?? 0,
+        rootDistance: d?.rootDistance ?? Infinity,
+        stdDev: d?.stdDev ?? 0,
+        stratum: d?.stratum ?? 16,
+      });
+    }
+    // Sources that may still answer (never heard from, not known unreachable) count as voters
+    // for the majority: selecting from the first few answers could follow falsetickers.
+    let pending = 0;
+    for (const s of this.sources.values()) {
+      if (!s.opts.noselect && s.reachable !== false && !s.stats.estimate) pending++;
+    }
+    const res = selectSources(cands, this.sel, this.selectedId, pending);
+    for (const s of this.sources.values()) s.state = res.states.get(s.id) ?? '?';
+    this.lastReason = res.reason;
+    if (!res.selected) {
+      this.selectedId = undefined;
+      if (this.synced) {
+        this.synced = false;
+        this.pushStatus(now);
+      }
+      return;
+    }
+    this.selectedId = res.selected;
+    const selected = this.sources.get(res.selected)!;
+    if (!selected.fresh) return;
+
+    // Combine: offsets weighted by 1/distance, frequencies by 1/skew².
+    let wo = 0;
+    let so = 0;
+    let wf = 0;
+    let sf = 0;
+    let sdSum = 0;
+    const leapVotes = [0, 0, 0, 0];
+    for (const id of res.combined) {
+      const s = this.sources.get(id)!;
+      const d = s.stats.selectionData(vnow)!;
+      const e = s.stats.estimate!;
+      const w = 1 / Math.max(d.rootDistance, 1e-9);
+      wo += w;
+      so += w * d.offset;
+      sdSum += w * e.offsetSd;
+      const fw = 1 / Math.max(e.skew * e.skew, 1e-24);
+      wf += fw;
+      sf += fw * e.frequency;
+      leapVotes[d.leap]!++;
+      s.fresh = false;
+    }
+    const offset = so / wo;
+    const offsetSd = sdSum / wo;
+    const resFreq = sf / wf;
+    const skew = Math.sqrt(1 / wf);
+    const selData = selected.stats.selectionData(vnow)!;
+    let leap: LeapIndicator = 0;
+    if (leapVotes[1]! * 2 > res.combined.length) leap = 1;
+    else if (leapVotes[2]! * 2 > res.combined.length) leap = 2;
+
+    const poll = selected.stats.newest?.poll;
+    this.servo(now, vnow, offset, offsetSd, resFreq, skew, poll !== undefined ? 2 ** poll : 0);
+
+    this.refStratum = selData.stratum;
+    this.refId = selected.opts.refId ?? 0;
+    this.refName = selected.opts.name ?? selected.id;
+    this.refRootDelay = selData.rootDelay;
+    this.refRootDispersion = selData.rootDispersion + selData.stdDev;
+    this.leap = leap;
+    this.synced = true;
+    this.pushStatus(now);
+  }
+
+  private servo(
+    now: Instant,
+    vnow: Instant,
+    offset: number,
+    offsetSd: number,
+    resFreq: number,
+    skew: number,
+    pollInterval: number,
+  ): void {
+    const interval = this.lastUpdate !== undefined ? Math.max(0, diffSeconds(now, this.lastUpdate)) : 0;
+    if (this.lastUpdate !== undefined) this.updateInterval = interval;
+
+    const fu = frequencyUpdate(resFreq, skew, this.ourSkew, this.maxUpdateSkew);
+    this.freq += fu.dFreq;
+    this.ourSkew = Math.max(fu.skew, 1e-12);
+    this.residualFreq = resFreq - fu.dFreq;
+
+    const rNow = this.remaining(now);
+    for (const s of this.sources.values()) s.stats.applyCorrection(vnow, offset, fu.dFreq);
+    let r0 = rNow + offset;
+    this.updates++;
+
+    const ms = this.opts.makestep;
+    let stepped = 0;
+    if (ms && (ms.limit < 0 || this.updates <= ms.limit) && Math.abs(r0) > ms.threshold) {
+      stepped = r0;
+      this.actions.push({ type: 'step', seconds: r0 });
+      r0 = 0;
+    }
+    const after = stepped !== 0 ? addSeconds(now, stepped) : now;
+    this.slew = undefined;
+    if (r0 !== 0) {
+      // Updates can come close together (several sources answering at once): the correction
+      // time scales with the longer of the update and the poll interval.
+      const plan = slewPlan(r0, offsetSd, Math.max(interval, pollInterval), this.corrTimeRatio, this.maxSlewRate);
+      if (plan.duration > 0) {
+        this.slew = {
+          start: after,
+          r0,
+          rate: plan.rate,
+          end: addSeconds(after, plan.duration * (1 + this.freq + plan.rate)),
+        };
+      }
+    }
+    this.actions.push({ type: 'frequency', ppm: (this.freq + (this.slew?.rate ?? 0)) * 1e6 });
+
+    this.lastUpdate = after;
+    this.lastOffset = offset;
+    const k = Math.max(1 / this.updates, 1 / 32);
+    this.meanSquareOffset = (1 - k) * this.meanSquareOffset + k * offset * offset;
+  }
+
+  /** Steps the clock by the correction still being slewed (chronyc makestep). */
+  makestep(now: Instant): number {
+    const r = this.remaining(now);
+    this.slew = undefined;
+    if (r !== 0) {
+      this.actions.push({ type: 'step', seconds: r });
+      if (this.lastUpdate !== undefined) this.lastUpdate = addSeconds(this.lastUpdate, r);
+    }
+    this.actions.push({ type: 'frequency', ppm: this.freq * 1e6 });
+    return r;
+  }
+
+  private pushStatus(now: Instant): void {
+    const ref = this.reference(now);
+    this.actions.push({
+      type: 'status',
+      synchronized: this.synced,
+      leap: this.synced ? this.leap : 3,
+      maxErrorS: this.synced ? ref.rootDelay / 2 + ref.rootDispersion : 16,
+      estErrorS: this.synced ? Math.sqrt(this.meanSquareOffset) : 16,
+    });
+  }
+
+  // ---- reports -------------------------------------------------------------------------------
+
+  get synchronized(): boolean {
+    return this.synced;
+  }
+
+  get selected(): string | undefined {
+    return this.selectedId;
+  }
+
+  /** Why the last selection failed ('' if it did not). */
+  get selectionFailure(): string {
+    return this.lastReason;
+  }
+
+  /** Base frequency correction, ppm (what a drift file stores). */
+  get frequencyPpm(): number {
+    return this.freq * 1e6;
+  }
+
+  get skewPpm(): number {
+    return this.ourSkew * 1e6;
+  }
+
+  private rootDispersionAt(now: Instant): number {
+    if (this.lastUpdate === undefined) return 16;
+    const el = Math.max(0, diffSeconds(now, this.lastUpdate));
+    return this.refRootDispersion + el * (this.ourSkew + this.maxClockError) + Math.abs(this.remaining(now));
+  }
+
+  reference(now: Instant): ReferenceState {
+    const local = this.opts.localStratum;
+    const dist = this.synced ? this.refRootDelay / 2 + this.rootDispersionAt(now) : Infinity;
+    if (local && (!this.synced || dist > (local.distance ?? 1))) {
+      return {
+        synchronized: true,
+        leap: 0,
+        stratum: local.stratum,
+        refId: REFID_LOCL,
+        refTime: now,
+        rootDelay: 0,
+        rootDispersion: 0,
+        precision: this.precision,
+      };
+    }
+    if (!this.synced) {
+      return {
+        synchronized: false,
+        leap: 3,
+        stratum: 16,
+        refId: 0,
+        refTime: this.lastUpdate ?? 0n,
+        rootDelay: 0,
+        rootDispersion: 0,
+        precision: this.precision,
+      };
+    }
+    return {
+      synchronized: true,
+      leap: this.leap,
+      stratum: Math.min(this.refStratum + 1, 16),
+      refId: this.refId,
+      refTime: this.lastUpdate!,
+      rootDelay: this.refRootDelay,
+      rootDispersion: this.rootDispersionAt(now),
+      precision: this.precision,
+    };
+  }
+
+  tracking(now: Instant): TrackingReport {
+    const ref = this.reference(now);
+    const leapStatus: LeapStatus = !ref.synchronized
+      ? 'Not synchronised'
+      : ref.leap === 1
+        ? 'Insert second'
+        : ref.leap === 2
+          ? 'Delete second'
+          : 'Normal';
+    const isLocal = ref.refId === REFID_LOCL && this.opts.localStratum !== undefined && ref.synchronized && ref.stratum === this.opts.localStratum.stratum && (!this.synced || ref.rootDelay === 0);
+    return {
+      refId: ref.refId,
+      refName: isLocal ? '' : this.synced ? this.refName : '',
+      stratum: ref.synchronized ? ref.stratum : 0,
+      refTimeNs: String(this.lastUpdate ?? 0n),
+      systemTimeOffset: this.remaining(now),
+      lastOffset: this.lastOffset,
+      rmsOffset: Math.sqrt(this.meanSquareOffset),
+      frequencyPpm: -this.freq * 1e6,
+      residualFreqPpm: this.residualFreq * 1e6,
+      skewPpm: this.ourSkew * 1e6,
+      rootDelay: ref.rootDelay,
+      rootDispersion: ref.rootDispersion,
+      updateInterval: this.updateInterval,
+      leapStatus,
+    };
+  }
+
+  sourceState(id: string): SelectState | undefined {
+    return this.sources.get(id)?.state;
+  }
+
+  lastSample(id: string): LastSampleInfo | undefined {
+    const s = this.sources.get(id);
+    if (!s?.last) return undefined;
+    // adjustedOffset follows the rewritten history of the newest stored sample.
+    const newest = s.stats.newest;
+    return { ...s.last, adjustedOffset: newest ? newest.offset : s.last.adjustedOffset };
+  }
+
+  /** Selection data of a source at `now` (θ sign), for reports and tests. */
+  sourceEstimate(id: string, now: Instant): { offset: number; rootDistance: number } | undefined {
+    const s = this.sources.get(id);
+    if (!s) return undefined;
+    const d = s.stats.selectionData(addSeconds(now, this.remaining(now)));
+    return d ? { offset: d.offset, rootDistance: d.rootDistance } : undefined;
+  }
+
+  /** chronyc sourcestats figures (chrony signs: offset = local − source). */
+  sourceStats(id: string, now: Instant): Omit<SourceStatsReport, 'name' | 'address'> | undefined {
+    const s = this.sources.get(id);
+    if (!s) return undefined;
+    const e = s.stats.estimate;
+    if (!e) return { np: 0, nr: 0, span: 0, frequencyPpm: 0, freqSkewPpm: 0, offset: 0, stdDev: 0 };
+    const off = s.stats.predictOffset(addSeconds(now, this.remaining(now))) ?? 0;
+    return {
+      np: e.np,
+      nr: e.nr,
+      span: e.span,
+      frequencyPpm: -e.frequency * 1e6,
+      freqSkewPpm: e.skew * 1e6,
+      offset: -off,
+      stdDev: e.stdDev,
+    };
+  }
+
+  rejectedSamples(id: string): number {
+    return this.sources.get(id)?.rejected ?? 0;
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Weighted linear regression with a runs test on the residual signs, the estimator behind every
+ * per-source statistic (chrony's regress.c does the same job; this is an independent
+ * implementation). Pure functions, no state.
+ */
+
+export interface RegressionResult {
+  /** Value of the fitted line at x = 0. */
+  intercept: number;
+  slope: number;
+  /** Residual variance of a unit-weight point. */
+  variance: number;
+  interceptSd: number;
+  slopeSd: number;
+  /** Index of the first point used (older points failed the runs test). */
+  start: number;
+  /** Number of runs of same-sign residuals among the points used. */
+  runs: number;
+  /** Degrees of freedom of the fit (points used − 2). */
+  dof: number;
+}
+
+/**
+ * Weighted least squares of y on x. `w[i]` is an inverse weight (a variance factor: larger means
+ * the point counts less), 1 for the best points.
+ */
+export function weightedRegression(
+  x: readonly number[],
+  y: readonly number[],
+  w: readonly number[],
+  start = 0,
+): Omit<RegressionResult, 'start' | 'runs'> & { residuals: number[] } {
+  const n = x.length - start;
+  if (n < 2) throw new RangeError('regression needs at least 2 points');
+  let sw = 0;
+  let sx = 0;
+  let sy = 0;
+  for (let i = start; i < x.length; i++) {
+    const wi = 1 / w[i]!;
+    sw += wi;
+    sx += wi * x[i]!;
+    sy += wi * y[i]!;
+  }
+  const xbar = sx / sw;
+  const ybar = sy / sw;
+  let sxx = 0;
+  let sxy = 0;
+  for (let i = start; i < x.length; i++) {
+    const wi = 1 / w[i]!;
+    const dx = x[i]! - xbar;
+    sxx += wi * dx * dx;
+    sxy += wi * dx * (y[i]! - ybar);
+  }
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  const intercept = ybar - slope * xbar;
+  const residuals: number[] = [];
+  let ssr = 0;
+  for (let i = start; i < x.length; i++) {
+    const r = y[i]! - (intercept + slope * x[i]!);
+    residuals.push(r);
+    ssr += (r * r) / w[i]!;
+  }
+  const dof = n - 2;
+  // Normalise so that the variance is that of a point of mean weight.
+  const variance = dof > 0 ? (ssr / dof) * (n / sw) : 0;
+  const unitVar = dof > 0 ? ssr / dof : 0;
+  const slopeSd = sxx > 0 ? Math.sqrt(unitVar / sxx) : Infinity;
+  const interceptSd = Math.sqrt(unitVar * (1 / sw + (xbar * xbar) / (sxx > 0 ? sxx : Infinity)));
+  return { intercept, slope, variance, interceptSd, slopeSd, dof, residuals };
+}
+
+/** Number of runs of same-sign values (zeros count as positive). */
+export function countRuns(residuals: readonly number[]): number {
+  if (residuals.length === 0) return 0;
+  let runs = 1;
+  for (let i = 1; i < residuals.length; i++) {
+    if (residuals[i]! < 0 !== residuals[i - 1]! < 0) runs++;
+  }
+  return runs;
+}
+
+/**
+ * Smallest number of runs that n residuals of random sign show with about 97.5 % probability
+ * (normal approximation of the Wald–Wolfowitz runs distribution with n/2 of each sign). Fewer runs
+ * than this means the residuals are correlated: the line does not fit all the points.
+ */
+export function criticalRuns(n: number): number {
+  if (n < 4) return 0;
+  const mean = n / 2 + 1;
+  const sd = Math.sqrt((n * (n - 2)) / (4 * (n - 1)));
+  return Math.max(1, Math.ceil(mean - 1.96 * sd));
+}
+
+const T95 = [
+  12.71, 4.3, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.2, 2.18, 2.16, 2.14, 2.13, 2.12, 2.11, 2.1, 2.09,
+  2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05, 2.05, 2.04,
+];
+
+/** Two-sided 95 % Student t coefficient for `dof` degrees of freedom. */
+export function tCoefficient(dof: number): number {
+  if (dof < 1) return T95[0]!;
+  if (dof <= T95.length) return T95[dof - 1]!;
+  return dof <= 60 ? 2.02 : 1.98;
+}
+
+/**
+ * Fits a line, dropping the oldest points (lowest indices) until the residual signs pass the runs
+ * test or only `minPoints` remain. Points are ordered oldest first.
+ */
+export function findBestRegression(
+  x: readonly number[],
+  y: readonly number[],
+  w: readonly number[],
+  minPoints = 3,
+): RegressionResult {
+  const n = x.length;
+  let start = 0;
+  for (;;) {
+    const fit = weightedRegression(x, y, w, start);
+    const used = n - start;
+    const runs = countRuns(fit.residuals);
+    if (used <= Math.max(minPoints, 3) || runs >= criticalRuns(used)) {
+      return {
+        intercept: fit.intercept,
+        slope: fit.slope,
+        variance: fit.variance,
+        interceptSd: fit.interceptSd,
+        slopeSd: fit.slopeSd,
+        dof: fit.dof,
+        start,
+        runs,
+      };
+    }
+    // Drop one point at a time while few remain, a quarter at a time for long histories.
+    start += used > 16 ? Math.max(1, Math.floor(used / 8)) : 1;
+    if (n - start < minPoints) start = n - Math.max(minPoints, 2);
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * Per-source sample store and estimator: keeps up to `maxSamples` measurements of one source,
+ * fits offset = a + b·(t − tNewest) by weighted regression (weights from each sample's delay and
+ * dispersion), drops old samples whose residuals fail the runs test, and answers the offset,
+ * residual frequency, skew and standard deviation of the source.
+ *
+ * Offsets here use the NtpSample sign (θ = source − local) and are kept in the discipline's
+ * "virtual" timescale: the local clock as if every correction the discipline decided had already
+ * been applied (see Discipline). The discipline rewrites the history through `applyCorrection`
+ * whenever it moves that timescale.
+ */
+import type { Instant } from '../time/ntp-time.js';
+import { addSeconds, diffSeconds } from '../time/ntp-time.js';
+import type { LeapIndicator } from '../clock/clock.js';
+import { findBestRegression, tCoefficient } from './regression.js';
+
+/** Worst-case frequency uncertainty (s/s) assumed when it cannot be estimated. */
+export const WORST_SKEW = 2000e-6;
+
+export interface StoredSample {
+  time: Instant; // virtual local time
+  offset: number; // θ in the virtual timescale
+  measuredOffset: number; // θ as measured
+  delay: number;
+  dispersion: number;
+  rootDelay: number;
+  rootDispersion: number;
+  stratum: number;
+  leap: LeapIndicator;
+  refId: number;
+  /** log2 s of the poll interval the sample was taken at. */
+  poll?: number;
+}
+
+export interface SourceEstimate {
+  /** Newest sample time; the regression's origin. */
+  offsetTime: Instant;
+  offset: number; // θ at offsetTime
+  offsetSd: number;
+  frequency: number; // residual, s/s: dθ/dt (positive: local clock slow vs the source)
+  skew: number; // s/s, 95 % bound of the frequency estimate
+  stdDev: number; // seconds
+  np: number;
+  nr: number;
+  span: number; // seconds
+}
+
+export interface SelectionData {
+  offset: number; // θ predicted at `now`
+  rootDistance: number;
+  rootDelay: number; // source's root delay + our delay to it
+  rootDispersion: number; // source's root dispersion + sample dispersion + growth
+  stdDev: number;
+  lastSampleAgo: number;
+  stratum: number;
+  leap: LeapIndicator;
+}
+
+export interface SourceStatsOptions {
+  maxSamples?: number; // 64
+  minSamples?: number; // 3: the runs test never cuts below this
+  maxDelayDevRatio?: number; // 10
+  maxClockErrorPpm?: number; // 1
+}
+
+export class SourceStats {
+  private samples: StoredSample[] = [];
+  private est: SourceEstimate | undefined;
+  private readonly maxSamples: number;
+  private readonly minSamples: number;
+  private readonly maxDelayDevRatio: number;
+  private readonly maxClockError: number;
+
+  constructor(opts: SourceStatsOptions = {}) {
+    this.maxSamples = opts.maxSamples ?? 64;
+    this.minSamples = opts.minSamples ?? 3;
+    this.maxDelayDevRatio = opts.maxDelayDevRatio ?? 10;
+    this.maxClockError = (opts.maxClockErrorPpm ?? 1) * 1e-6;
+  }
+
+  get count(): number {
+    return this.samples.length;
+  }
+
+  get estimate(): SourceEstimate | undefined {
+    return this.est;
+  }
+
+  get newest(): StoredSample | undefined {
+    return this.samples[this.samples.length - 1];
+  }
+
+  minDelay(): number {
+    let m = Infinity;
+    for (const s of this.samples) m = Math.min(m, s.delay);
+    return m;
+  }
+
+  /**
+   * Delay filter (chrony's maxdelaydevratio idea): a sample whose delay exceeds the minimum by
+   * far more than the source's jitter is rejected, unless its offset moved even more than its
+   * delay could explain (then the delay increase is not what is wrong with it).
+   */
+  isGoodSample(offset: number, delay: number, time: Instant): boolean {
+    const e = this.est;
+    if (!e || this.samples.length < 6) return true;
+    const elapsed = Math.max(0, diffSeconds(time, e.offsetTime));
+    const allowed = e.stdDev * this.maxDelayDevRatio + elapsed * (e.skew + this.maxClockError);
+    const increase = (delay - this.minDelay()) / 2;
+    if (increase < allowed) return true;
+    const predicted = e.offset + elapsed * e.frequency;
+    return Math.abs(offset - predicted) - increase > allowed;
+  }
+
+  add(s: StoredSample): void {
+    const last = this.newest;
+    if (last && s.time <= last.time) {
+      // Out of order (should not happen): keep the history monotonic.
+      return;
+    }
+    this.samples.push(s);
+    if (this.samples.length > this.maxSamples) this.samples.splice(0, this.samples.length - this.maxSamples);
+    this.regress();
+  }
+
+  clear(): void {
+    this.samples = [];
+    this.est = undefined;
+  }
+
+  /** Refits the line; drops samples older than the runs test accepts. */
+  regress(): void {
+    const n = this.samples.length;
+    if (n === 0) {
+      this.est = undefined;
+      return;
+    }
+    const newest = this.samples[n - 1]!;
+    if (n === 1) {
+      this.est = {
+        offsetTime: newest.time,
+        offset: newest.offset,
+        offsetSd: newest.delay / 2 + newest.dispersion,
+        frequency: 0,
+        skew: WORST_SKEW,
+        stdDev: newest.delay / 2 + newest.dispersion,
+        np: 1,
+        nr: 1,
+        span: 0,
+      };
+      return;
+    }
+    const x = this.samples.map((s) => diffSeconds(s.time, newest.time));
+    const y = this.samples.map((s) => s.offset);
+    const dist = this.samples.map((s) => s.delay / 2 + s.dispersion);
+    if (n === 2) {
+      const span = -x[0]!;
+      const slope = span > 0 ? (y[1]! - y[0]!) / span : 0;
+      const skew = span > 0 ? Math.min(WORST_SKEW, (dist[0]! + dist[1]!) / span) : WORST_SKEW;
+      this.est = {
+        offsetTime: newest.time,
+        offset: y[1]!,
+        offsetSd: dist[1]!,
+        frequency: slope,
+        skew,
+        stdDev: Math.max(dist[0]!, dist[1]!),
+        np: 2,
+        nr: 2,
+        span,
+      };
+      return;
+    }
+    let minD = Infinity;
+    let sumD = 0;
+    for (const d of dist) {
+      minD = Math.min(minD, d);
+      sumD += d;
+    }
+    // Scale of the weights: the previous fit's jitter, else the mean excess distance.
+    let scale = this.est && this.est.np >= 3 ? this.est.stdDev : sumD / n - minD;
+    if (!(scale > 1e-10)) scale = 1e-10;
+    const w = dist.map((d) => {
+      const f = 1 + (d - minD) / scale;
+      return f * f;
+    });
+    const fit = findBestRegression(x, y, w, this.minSamples);
+    if (fit.start > 0) {
+      this.samples.splice(0, fit.start);
+    }
+    const used = this.samples.length;
+    const stdDev = Math.sqrt(Math.max(fit.variance, 0));
+    const span = diffSeconds(newest.time, this.samples[0]!.time);
+    // With few points the residual variance is unreliable: keep the sample distances as a floor.
+    const minSd = used < 4 ? minD : 0;
+    const slopeSd = Math.max(fit.slopeSd, span > 0 ? minSd / span : 0);
+    this.est = {
+      offsetTime: newest.time,
+      offset: fit.intercept,
+      offsetSd: Math.max(fit.interceptSd, minSd),
+      frequency: fit.slope,
+      skew: Math.min(WORST_SKEW, slopeSd * tCoefficient(fit.dof)),
+      stdDev: Math.max(stdDev, minSd),
+      np: used,
+      nr: fit.runs,
+      span,
+    };
+  }
+
+  /** θ predicted at `t` from the fitted line. */
+  predictOffset(t: Instant): number | undefined {
+    const e = this.est;
+    if (!e) return undefined;
+    return e.offset + e.frequency * diffSeconds(t, e.offsetTime);
+  }
+
+  selectionData(now: Instant): SelectionData | undefined {
+    const e = this.est;
+    const last = this.newest;
+    if (!e || !last) return undefined;
+    const ago = Math.max(0, diffSeconds(now, last.time));
+    const growth = ago * (e.skew + this.maxClockError);
+    const rootDelay = last.rootDelay + last.delay;
+    const rootDispersion = last.rootDispersion + last.dispersion + growth;
+    return {
+      offset: e.offset + e.frequency * diffSeconds(now, e.offsetTime),
+      rootDistance: rootDelay / 2 + rootDispersion + e.stdDev,
+      rootDelay,
+      rootDispersion,
+      stdDev: e.stdDev,
+      lastSampleAgo: ago,
+      stratum: last.stratum,
+      leap: last.leap,
+    };
+  }
+
+  /**
+   * Rewrites the history after the discipline moved the virtual timescale: at instant `t0` the
+   * local clock gained `dOffset` seconds, and from then on runs `dFreq` (s/s) faster. The history
+   * is changed as if the clock had always been like that, so the fit stays valid.
+   */
+  applyCorrection(t0: Instant, dOffset: number, dFreq: number): void {
+    for (const s of this.samples) {
+      const dt = diffSeconds(s.time, t0);
+      const shift = dOffset + dFreq * dt;
+      s.offset -= shift;
+      s.time = addSeconds(s.time, shift);
+    }
+    if (this.est) {
+      const e = this.est;
+      const dt = diffSeconds(e.offsetTime, t0);
+      const shift = dOffset + dFreq * dt;
+      e.offset -= shift;
+      e.offsetTime = addSeconds(e.offsetTime, shift);
+      e.frequency -= dFreq;
+    }
+  }
+
+  samplesView(): readonly StoredSample[] {
+    return this.samples;
+  }
+}

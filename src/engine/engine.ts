@@ -1,0 +1,453 @@
+/**
+ * The engine (sans-IO, poll-driven): client associations + discipline + server, behind one
+ * interface the daemon and the simulator drive identically.
+ *
+ * Driver contract:
+ *   - `start(now)`, then whenever `nextTimeout()` is reached call `handleTimeout(now)`;
+ *   - hand every received datagram to `handleDatagram(socket, from, data, rx, now)`;
+ *   - after each call drain `pollClockAction()` and apply each action to the clock at once (later
+ *     `now` inputs must reflect it), and drain `pollTransmit()` and send the datagrams;
+ *   - report kernel TX timestamps of transmits carrying `txTag` to `handleTxTimestamp(tag, tx)`.
+ * All instants are the local clock's (cooked) time.
+ */
+import type { Instant } from '../time/ntp-time.js';
+import { diffSeconds } from '../time/ntp-time.js';
+import type { ClockAction, Endpoint, Transmit } from './types.js';
+import type {
+  ActivityReport,
+  ClientReport,
+  NtpDataReport,
+  ServerStatsReport,
+  SourceReport,
+  SourceStatsReport,
+  TrackingReport,
+} from '../control/reports.js';
+import { ClientAssociation } from '../ntp/client.js';
+import { NtpServer } from '../ntp/server.js';
+import { refIdFromAddress } from '../ntp/refid.js';
+import { Discipline, type DisciplineOptions } from '../discipline/discipline.js';
+
+export interface SourceConfig {
+  id: string;
+  name: string;
+  address: Endpoint;
+  minpoll: number;
+  maxpoll: number;
+  iburst: boolean;
+  burst: boolean;
+  prefer: boolean;
+  noselect: boolean;
+  trust: boolean;
+  require: boolean;
+  maxdelay: number;
+  xleave: boolean;
+  version: number;
+  offline: boolean;
+}
+
+export interface ServerConfig {
+  enabled: boolean;
+  access: (address: string) => boolean;
+  clientLogLimit: number;
+  noclientlog?: boolean;
+}
+
+export interface EngineConfig {
+  sources: SourceConfig[];
+  discipline: DisciplineOptions;
+  server: ServerConfig;
+  /** log2 s */
+  precision: number;
+}
+
+export interface EngineDeps {
+  random: () => number;
+}
+
+/** Default source options (chrony defaults). */
+export function sourceConfig(
+  id: string,
+  address: Endpoint,
+  over: Partial<Omit<SourceConfig, 'id' | 'address'>> = {},
+): SourceConfig {
+  return {
+    id,
+    name: address.address,
+    address,
+    minpoll: 6,
+    maxpoll: 10,
+    iburst: false,
+    burst: false,
+    prefer: false,
+    noselect: false,
+    trust: false,
+    require: false,
+    maxdelay: 3,
+    xleave: false,
+    version: 4,
+    offline: false,
+    ...over,
+  };
+}
+
+interface Source {
+  cfg: SourceConfig;
+  assoc: ClientAssociation;
+  kod: string | null;
+}
+
+type TagOwner = { kind: 'assoc'; id: string; tag: number } | { kind: 'server'; tag: number };
+
+const MAX_TAGS = 65536;
+
+export class Engine {
+  private readonly sourcesById = new Map<string, Source>();
+  private readonly discipline: Discipline;
+  private readonly server: NtpServer | undefined;
+  private readonly txQueue: Transmit[] = [];
+  private readonly tags = new Map<number, TagOwner>();
+  private nextTag = 1;
+  private started = false;
+  private lastNow: Instant = 0n;
+  private readonly verdicts: Record<string, number> = {};
+
+  constructor(
+    private readonly cfg: EngineConfig,
+    private readonly deps: EngineDeps,
+  ) {
+    this.discipline = new Discipline({ precision: cfg.precision, ...cfg.discipline });
+    this.server = cfg.server.enabled
+      ? new NtpServer({
+          clientLogLimit: cfg.server.clientLogLimit,
+          access: cfg.server.access,
+          random: deps.random,
+          ...(cfg.server.noclientlog !== undefined ? { noclientlog: cfg.server.noclientlog } : {}),
+        })
+      : undefined;
+    for (const s of cfg.sources) this.createSource(s);
+  }
+
+  private createSource(cfg: SourceConfig): Source {
+    if (this.sourcesById.has(cfg.id)) throw new Error(`duplicate source id ${cfg.id}`);
+    const assoc = new ClientAssociation(
+      {
+        address: cfg.address,
+        minpoll: cfg.minpoll,
+        maxpoll: cfg.maxpoll,
+        iburst: cfg.iburst,
+        burst: cfg.burst,
+        version: cfg.version,
+        xleave: cfg.xleave,
+        maxdelay: cfg.maxdelay,
+        offline: cfg.offline,
+        precision: this.cfg.precision,
+      },
+      { random: this.deps.random },
+    );
+    let refId = 0;
+    try {
+      refId = refIdFromAddress(cfg.address.address);
+    } catch {
+      refId = 0;
+    }
+    this.discipline.addSource(cfg.id, {
+      prefer: cfg.prefer,
+      noselect: cfg.noselect,
+      trust: cfg.trust,
+      require: cfg.require,
+      refId,
+      name: cfg.name,
+    });
+    const src: Source = { cfg: { ...cfg }, assoc, kod: null };
+    this.sourcesById.set(cfg.id, src);
+    return src;
+  }
+
+  // ---- lifecycle and I/O ---------------------------------------------------------------------
+
+  start(now: Instant): void {
+    this.lastNow = now;
+    if (this.started) return;
+    this.started = true;
+    for (const s of this.sourcesById.values()) {
+      s.assoc.start(now);
+      this.drainSource(s, now);
+    }
+  }
+
+  addSource(cfg: SourceConfig, now: Instant): void {
+    const s = this.createSource(cfg);
+    if (this.started) {
+      s.assoc.start(now);
+      this.drainSource(s, now);
+    }
+  }
+
+  removeSource(id: string): boolean {
+    const s = this.sourcesById.get(id);
+    if (!s) return false;
+    this.sourcesById.delete(id);
+    this.discipline.removeSource(id);
+    for (const [t, o] of this.tags) if (o.kind === 'assoc' && o.id === id) this.tags.delete(t);
+    return true;
+  }
+
+  handleDatagram(socket: 'client' | 'server', from: Endpoint, data: Uint8Array, rx: Instant, now: Instant): void {
+    this.lastNow = now;
+    if (socket === 'server') {
+      if (!this.server) return;
+      const out = this.server.handleRequest(data, from, rx, now, this.discipline.reference(now));
+      if (out) this.queue(out, { kind: 'server', tag: out.txTag ?? 0 });
+      return;
+    }
+    for (const s of this.sourcesById.values()) {
+      if (s.cfg.address.address === from.address && s.cfg.address.port === from.port) {
+        const v = s.assoc.handleResponse(data, from, rx);
+        this.verdicts[v] = (this.verdicts[v] ?? 0) + 1;
+        this.drainSource(s, now);
+        return;
+      }
+    }
+    this.verdicts['dropped:unknown-source'] = (this.verdicts['dropped:unknown-source'] ?? 0) + 1;
+  }
+
+  handleTxTimestamp(tag: number, tx: Instant): void {
+    const o = this.tags.get(tag);
+    if (!o) return;
+    this.tags.delete(tag);
+    if (o.kind === 'server') this.server?.handleTxTimestamp(o.tag, tx);
+    else this.sourcesById.get(o.id)?.assoc.handleTxTimestamp(o.tag, tx);
+  }
+
+  handleTimeout(now: Instant): void {
+    this.lastNow = now;
+    this.discipline.handleTimeout(now);
+    for (const s of this.sourcesById.values()) {
+      const t = s.assoc.nextTimeout();
+      if (t !== null && t <= now) {
+        s.assoc.handleTimeout(now);
+        const st = s.assoc.status();
+        // Known not to answer (a full reach register of silence): stop waiting for it.
+        if (st.reach === 0 && st.totalTx >= 8) this.discipline.setReachable(s.cfg.id, false);
+        this.drainSource(s, now);
+      }
+    }
+  }
+
+  nextTimeout(): Instant | null {
+    let best = this.discipline.nextTimeout();
+    for (const s of this.sourcesById.values()) {
+      const t = s.assoc.nextTimeout();
+      if (t !== null && (best === null || t < best)) best = t;
+    }
+    return best;
+  }
+
+  pollTransmit(): Transmit | undefined {
+    return this.txQueue.shift();
+  }
+
+  pollClockAction(): ClockAction | undefined {
+    return this.discipline.pollClockAction();
+  }
+
+  private queue(t: Transmit, owner: TagOwner): void {
+    if (t.txTag !== undefined) {
+      const tag = this.nextTag;
+      this.nextTag = this.nextTag >= 0x7fff_ffff ? 1 : this.nextTag + 1;
+      this.tags.set(tag, owner);
+      if (this.tags.size > MAX_TAGS) {
+        // Tags never reported back (no kernel timestamps) must not accumulate.
+        const oldest = this.tags.keys().next().value as number;
+        this.tags.delete(oldest);
+      }
+      t = { ...t, txTag: tag };
+    }
+    this.txQueue.push(t);
+  }
+
+  private drainSource(s: Source, now: Instant): void {
+    for (let t = s.assoc.pollTransmit(); t; t = s.assoc.pollTransmit()) {
+      this.queue(t, { kind: 'assoc', id: s.cfg.id, tag: t.txTag ?? 0 });
+    }
+    let changed = false;
+    for (let ev = s.assoc.pollEvent(); ev; ev = s.assoc.pollEvent()) {
+      switch (ev.type) {
+        case 'sample':
+          this.discipline.addSample(s.cfg.id, ev.sample, now);
+          changed = true;
+          break;
+        case 'reach':
+          this.discipline.setReachable(s.cfg.id, ev.reach !== 0);
+          break;
+        case 'unreachable':
+          this.discipline.setReachable(s.cfg.id, false);
+          changed = true;
+          break;
+        case 'kod':
+          s.kod = ev.code;
+          if (s.assoc.status().stopped) {
+            this.discipline.setReachable(s.cfg.id, false);
+            changed = true;
+          }
+          break;
+      }
+    }
+    if (changed) this.discipline.update(now);
+  }
+
+  // ---- control operations --------------------------------------------------------------------
+
+  /** chronyc makestep: steps away the correction still being slewed. Returns the step (s). */
+  makestep(now?: Instant): number {
+    return this.discipline.makestep(now ?? this.lastNow);
+  }
+
+  private select(filter?: (s: SourceConfig) => boolean): Source[] {
+    return [...this.sourcesById.values()].filter((s) => !filter || filter(s.cfg));
+  }
+
+  burst(now: Instant, filter?: (s: SourceConfig) => boolean, good = 4, total = 8): number {
+    const list = this.select(filter);
+    for (const s of list) {
+      s.assoc.burst(now, good, total);
+      this.drainSource(s, now);
+    }
+    return list.length;
+  }
+
+  setOnline(online: boolean, now: Instant, filter?: (s: SourceConfig) => boolean): number {
+    const list = this.select(filter);
+    for (const s of list) {
+      s.assoc.setOnline(online, now);
+      this.drainSource(s, now);
+    }
+    return list.length;
+  }
+
+  // ---- reports -------------------------------------------------------------------------------
+
+  tracking(now: Instant): TrackingReport {
+    return this.discipline.tracking(now);
+  }
+
+  sources(now: Instant): SourceReport[] {
+    const out: SourceReport[] = [];
+    for (const s of this.sourcesById.values()) {
+      const st = s.assoc.status();
+      const last = this.discipline.lastSample(s.cfg.id);
+      out.push({
+        mode: 'server',
+        state: this.discipline.sourceState(s.cfg.id) ?? '?',
+        name: s.cfg.name,
+        address: s.cfg.address.address,
+        port: s.cfg.address.port,
+        stratum: st.lastPacket?.stratum ?? 0,
+        poll: st.poll,
+        reach: st.reach,
+        lastRxAgo: last ? diffSeconds(now, last.time) : null,
+        adjustedOffset: last ? -last.adjustedOffset : 0,
+        measuredOffset: last ? -last.measuredOffset : 0,
+        error: last ? last.error : 0,
+      });
+    }
+    return out;
+  }
+
+  sourceStats(now: Instant): SourceStatsReport[] {
+    const out: SourceStatsReport[] = [];
+    for (const s of this.sourcesById.values()) {
+      const st = this.discipline.sourceStats(s.cfg.id, now)!;
+      out.push({ name: s.cfg.name, address: s.cfg.address.address, ...st });
+    }
+    return out;
+  }
+
+  ntpData(now: Instant): NtpDataReport[] {
+    const out: NtpDataReport[] = [];
+    for (const s of this.sourcesById.values()) {
+      const st = s.assoc.status();
+      const p = st.lastPacket;
+      const ls = st.lastSample;
+      out.push({
+        remoteAddress: s.cfg.address.address,
+        remotePort: s.cfg.address.port,
+        localAddress: '',
+        leap: p?.leap ?? 3,
+        version: p?.version ?? s.cfg.version,
+        mode: p?.mode ?? 4,
+        stratum: p?.stratum ?? 0,
+        poll: st.poll,
+        precision: p?.precision ?? 0,
+        rootDelay: p?.rootDelay ?? 0,
+        rootDispersion: p?.rootDispersion ?? 0,
+        refId: p?.refId ?? 0,
+        refTimeNs: String(p?.refTime ?? 0n),
+        offset: ls ? -ls.offset : 0,
+        peerDelay: ls?.delay ?? 0,
+        peerDispersion: ls?.dispersion ?? 0,
+        responseTime: 0,
+        jitterAsymmetry: 0,
+        ntpTests: st.ntpTests,
+        interleaved: st.interleaved,
+        authenticated: false,
+        txTimestamping: 'Daemon',
+        rxTimestamping: 'Daemon',
+        totalTx: st.totalTx,
+        totalRx: st.totalRx,
+        totalValidRx: st.totalValidRx,
+      });
+      void now;
+    }
+    return out;
+  }
+
+  serverStats(): ServerStatsReport {
+    return (
+      this.server?.stats() ?? {
+        ntpPacketsReceived: 0,
+        ntpPacketsDropped: 0,
+        cmdPacketsReceived: 0,
+        cmdPacketsDropped: 0,
+        clientLogSizeActive: 0,
+        clientLogMemory: 0,
+        ntpAuthPacketsReceived: 0,
+        ntpInterleavedPacketsReceived: 0,
+        ntpTimestampsHeld: 0,
+        ntpTimestampSpan: 0,
+        malformedDropped: {},
+      }
+    );
+  }
+
+  clients(now: Instant): ClientReport[] {
+    return this.server?.clients(now) ?? [];
+  }
+
+  activity(): ActivityReport {
+    const a: ActivityReport = { online: 0, offline: 0, burstOnline: 0, burstOffline: 0, unresolved: 0 };
+    for (const s of this.sourcesById.values()) {
+      const st = s.assoc.status();
+      if (st.burstRemaining > 0) {
+        if (st.online) a.burstOnline++;
+        else a.burstOffline++;
+      } else if (st.online) a.online++;
+      else a.offline++;
+    }
+    return a;
+  }
+
+  /** Counts of client-side response verdicts (diagnostics). */
+  responseVerdicts(): Record<string, number> {
+    return { ...this.verdicts };
+  }
+
+  /** The discipline, for state the reports above do not carry (tests, driftfile writer). */
+  get disciplineState(): Discipline {
+    return this.discipline;
+  }
+
+  sourceIds(): string[] {
+    return [...this.sourcesById.keys()];
+  }
+}

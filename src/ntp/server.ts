@@ -1,0 +1,227 @@
+/**
+ * Sans-IO NTP server (RFC 5905 server mode, chrony-compatible behaviour).
+ *
+ * - Answers mode 3 requests (and NTPv1 mode 0 requests from a port other than 123, as chrony
+ *   does) with mode 4, echoing the request's version (1..4).
+ * - Everything else (symmetric, broadcast, mode 6/7, malformed) is dropped and counted by reason.
+ * - While unsynchronised it answers like chrony: LI=3, stratum 0, refid 0, reference time 0,
+ *   root delay and root dispersion 1 s.
+ * - No amplification: the answer is always the bare 48-byte header (extension fields are not
+ *   echoed), never longer than the request.
+ * - No symmetric keys or NTS here: a request with a MAC, a crypto-NAK or NTS extension fields is
+ *   dropped ('auth'), as chrony does when it cannot verify the key.
+ * - Interleaved mode (chrony's server side of `xleave`): the client log keeps, per client, the
+ *   receive timestamp of its last request as sent on the wire and the transmit time of our
+ *   answer (the I/O layer refines it with the kernel TX timestamp through `handleTxTimestamp`).
+ *   An NTPv4 request whose origin equals that saved receive timestamp (and whose receive and
+ *   transmit differ) gets an interleaved answer: origin = request's receive, receive = this rx,
+ *   transmit = the saved TX time of the previous answer.
+ * - The client log is bounded (clientLogLimit entries, least recently used evicted);
+ *   `noclientlog` disables it and with it interleaved mode.
+ */
+import type { Endpoint, ReferenceState, Transmit } from '../engine/types.js';
+import type { Instant, Ntp64 } from '../time/ntp-time.js';
+import { diffSeconds, instantToNtp64 } from '../time/ntp-time.js';
+import type { ClientReport, ServerStatsReport } from '../control/reports.js';
+import { decodePacket, encodePacket, isNtsExtension, MODE_CLIENT, MODE_SERVER } from './packet.js';
+
+export interface NtpServerOptions {
+  /** Maximum number of clients tracked in the client log. */
+  clientLogLimit: number;
+  noclientlog?: boolean;
+  access: (address: string) => boolean;
+  random: () => number;
+}
+
+interface ClientEntry {
+  address: string;
+  hits: number;
+  drops: number;
+  firstSeen: Instant;
+  lastSeen: Instant;
+  /** Previous request time, for ntpIntervalLast. */
+  prevSeen: Instant | null;
+  /** Receive timestamp of the last answered request, exactly as sent in our answer. */
+  rxNtp: Ntp64;
+  /** Transmit time of our last answer (refined by the kernel TX timestamp). */
+  tx: Instant | null;
+  /** txTag of our last answer, 0 if none. */
+  txTag: number;
+}
+
+/** Rough per-entry memory for the `clientLogMemory` statistic. */
+const ENTRY_BYTES = 96;
+
+export class NtpServer {
+  private readonly opts: NtpServerOptions;
+  private readonly log = new Map<string, ClientEntry>();
+  private readonly tags = new Map<number, ClientEntry>();
+  private nextTag = 1;
+  private received = 0;
+  private dropped = 0;
+  private interleaved = 0;
+  private authReceived = 0;
+  private readonly malformed: Record<string, number> = {};
+
+  constructor(opts: NtpServerOptions) {
+    if (!(opts.clientLogLimit >= 0)) throw new RangeError('clientLogLimit must be >= 0');
+    this.opts = opts;
+  }
+
+  private drop(reason: string, entry?: ClientEntry): undefined {
+    this.dropped++;
+    this.malformed[reason] = (this.malformed[reason] ?? 0) + 1;
+    if (entry) entry.drops++;
+    return undefined;
+  }
+
+  private logClient(address: string, rx: Instant): ClientEntry | undefined {
+    if (this.opts.noclientlog || this.opts.clientLogLimit === 0) return undefined;
+    let e = this.log.get(address);
+    if (e) {
+      this.log.delete(address); // re-insert: Map order is the LRU order
+      e.prevSeen = e.lastSeen;
+      e.lastSeen = rx;
+      e.hits++;
+    } else {
+      e = { address, hits: 1, drops: 0, firstSeen: rx, lastSeen: rx, prevSeen: null, rxNtp: 0n, tx: null, txTag: 0 };
+      while (this.log.size >= this.opts.clientLogLimit) {
+        const oldest = this.log.keys().next().value as string;
+        const old = this.log.get(oldest)!;
+        if (old.txTag) this.tags.delete(old.txTag);
+        this.log.delete(oldest);
+      }
+    }
+    this.log.set(address, e);
+    return e;
+  }
+
+  /**
+   * Handles one datagram received on the server socket at `rx` (our clock). `txTime` is the
+   * transmit timestamp to put in a basic-mode answer. Returns the answer, or undefined if the
+   * datagram is dropped.
+   */
+  handleRequest(
+    data: Uint8Array,
+    from: Endpoint,
+    rx: Instant,
+    txTime: Instant,
+    ref: ReferenceState,
+  ): Transmit | undefined {
+    this.received++;
+    if (!this.opts.access(from.address)) return this.drop('denied');
+    const dec = decodePacket(data);
+    if (!dec.ok) return this.drop(dec.reason);
+    const req = dec.packet;
+    const isV1Client = req.version === 1 && req.mode === 0 && from.port !== 123;
+    if (req.mode !== MODE_CLIENT && !isV1Client) return this.drop('mode');
+
+    const entry = this.logClient(from.address, rx);
+    if (req.mac || req.extensions.some((ef) => isNtsExtension(ef.type))) {
+      this.authReceived++;
+      return this.drop('auth', entry);
+    }
+
+    const rxNtp = instantToNtp64(rx);
+    let interleaved = false;
+    let transmit = instantToNtp64(txTime);
+    if (
+      entry &&
+      req.version === 4 &&
+      req.origin !== 0n &&
+      req.origin === entry.rxNtp &&
+      req.receive !== req.transmit &&
+      entry.tx !== null
+    ) {
+      interleaved = true;
+      transmit = instantToNtp64(entry.tx);
+      this.interleaved++;
+    }
+
+    const sync = ref.synchronized;
+    const stratum = sync && ref.stratum > 0 && ref.stratum < 16 ? ref.stratum : 0;
+    const response = encodePacket({
+      leap: sync ? ref.leap : 3,
+      version: req.version,
+      mode: MODE_SERVER,
+      stratum,
+      poll: req.poll,
+      precision: ref.precision,
+      rootDelay: sync ? ref.rootDelay : 1,
+      rootDispersion: sync ? ref.rootDispersion : 1,
+      refId: sync ? ref.refId >>> 0 : 0,
+      refTime: sync && ref.refTime !== 0n ? instantToNtp64(ref.refTime) : 0n,
+      origin: interleaved ? req.receive : req.transmit,
+      receive: rxNtp,
+      transmit,
+      extensions: [],
+    });
+
+    const out: Transmit = { socket: 'server', to: { address: from.address, port: from.port }, data: response };
+    if (entry) {
+      if (entry.txTag) this.tags.delete(entry.txTag);
+      entry.rxNtp = rxNtp;
+      entry.tx = txTime;
+      entry.txTag = this.nextTag;
+      this.nextTag = this.nextTag >= 0x7fff_ffff ? 1 : this.nextTag + 1;
+      this.tags.set(entry.txTag, entry);
+      out.txTag = entry.txTag;
+    }
+    return out;
+  }
+
+  /** The I/O layer's report of when the answer carrying `tag` actually left (kernel TX time). */
+  handleTxTimestamp(tag: number, tx: Instant): void {
+    const e = this.tags.get(tag);
+    if (!e || e.txTag !== tag) return;
+    e.tx = tx;
+  }
+
+  stats(): ServerStatsReport {
+    let held = 0;
+    let oldest: Instant | null = null;
+    let newest: Instant | null = null;
+    for (const e of this.log.values()) {
+      if (e.tx === null) continue;
+      held++;
+      if (oldest === null || e.lastSeen < oldest) oldest = e.lastSeen;
+      if (newest === null || e.lastSeen > newest) newest = e.lastSeen;
+    }
+    return {
+      ntpPacketsReceived: this.received,
+      ntpPacketsDropped: this.dropped,
+      cmdPacketsReceived: 0,
+      cmdPacketsDropped: 0,
+      clientLogSizeActive: this.log.size,
+      clientLogMemory: this.log.size * ENTRY_BYTES,
+      ntpAuthPacketsReceived: this.authReceived,
+      ntpInterleavedPacketsReceived: this.interleaved,
+      ntpTimestampsHeld: held,
+      ntpTimestampSpan: oldest !== null && newest !== null ? diffSeconds(newest, oldest) : 0,
+      malformedDropped: { ...this.malformed },
+    };
+  }
+
+  /** Client log, most recently seen first. */
+  clients(now: Instant): ClientReport[] {
+    const out: ClientReport[] = [];
+    for (const e of this.log.values()) {
+      const span = diffSeconds(e.lastSeen, e.firstSeen);
+      const avg = e.hits > 1 ? span / (e.hits - 1) : null;
+      const last = e.prevSeen !== null ? diffSeconds(e.lastSeen, e.prevSeen) : null;
+      out.push({
+        address: e.address,
+        ntpHits: e.hits,
+        ntpDrops: e.drops,
+        ntpInterval: avg !== null && avg > 0 ? Math.round(Math.log2(avg)) : null,
+        ntpIntervalLast: last !== null && last > 0 ? Math.round(Math.log2(last)) : null,
+        lastNtpAgo: diffSeconds(now, e.lastSeen),
+        cmdHits: 0,
+        cmdDrops: 0,
+        cmdInterval: null,
+        lastCmdAgo: null,
+      });
+    }
+    return out.reverse();
+  }
+}

@@ -1,0 +1,117 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  countRuns,
+  criticalRuns,
+  findBestRegression,
+  tCoefficient,
+  weightedRegression,
+} from '../../src/discipline/regression.js';
+import { SourceStats } from '../../src/discipline/source-stats.js';
+import { addSeconds } from '../../src/time/ntp-time.js';
+import { Prng } from '../../src/sim/prng.js';
+
+test('weighted regression recovers an exact line', () => {
+  const x = [-40, -30, -20, -10, 0];
+  const y = x.map((v) => 0.5 + 2e-6 * v);
+  const r = weightedRegression(x, y, [1, 1, 1, 1, 1]);
+  assert.ok(Math.abs(r.intercept - 0.5) < 1e-12);
+  assert.ok(Math.abs(r.slope - 2e-6) < 1e-15);
+  assert.ok(r.variance < 1e-24);
+  assert.equal(r.dof, 3);
+});
+
+test('inverse weights make bad points count less', () => {
+  const x = [-3, -2, -1, 0];
+  const y = [0, 0, 10, 0];
+  const even = weightedRegression(x, y, [1, 1, 1, 1]);
+  const down = weightedRegression(x, y, [1, 1, 1e6, 1]);
+  assert.ok(Math.abs(down.intercept) < 1e-3, `intercept ${down.intercept}`);
+  assert.ok(Math.abs(even.intercept) > 1);
+});
+
+test('runs counting and critical values', () => {
+  assert.equal(countRuns([1, 2, -1, -2, 3]), 3);
+  assert.equal(countRuns([1, -1, 1, -1]), 4);
+  assert.equal(countRuns([]), 0);
+  assert.equal(criticalRuns(3), 0);
+  // Critical runs grow with n and stay below the expected n/2 + 1.
+  let prev = 0;
+  for (let n = 4; n <= 64; n++) {
+    const c = criticalRuns(n);
+    assert.ok(c >= prev && c < n / 2 + 1, `n=${n} c=${c}`);
+    prev = c;
+  }
+  assert.ok(tCoefficient(1) > 12 && tCoefficient(1000) < 2);
+});
+
+test('runs test drops old samples that do not fit the current line', () => {
+  // 20 old points on one line, then 20 on another (a frequency change): residual signs of a
+  // single fit come in long runs, so the fit must drop old points.
+  const rng = new Prng(7);
+  const x: number[] = [];
+  const y: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const t = (i - 39) * 64;
+    x.push(t);
+    const v = i < 20 ? 1e-3 + 5e-6 * (t + 20 * 64) : 1e-3 - 1e-6 * (t + 20 * 64);
+    y.push(v + 1e-6 * rng.normal());
+  }
+  const r = findBestRegression(x, y, new Array(40).fill(1));
+  assert.ok(r.start >= 15, `start ${r.start}`);
+  assert.ok(Math.abs(r.slope + 1e-6) < 2e-7, `slope ${r.slope}`);
+  // A clean line with noise keeps everything.
+  const y2 = x.map((t) => 2e-6 * t + 1e-6 * rng.normal());
+  const r2 = findBestRegression(x, y2, new Array(40).fill(1));
+  assert.ok(r2.start <= 10, `start ${r2.start}`);
+});
+
+test('SourceStats estimates frequency, skew and offset of a drifting source', () => {
+  const rng = new Prng(3);
+  const st = new SourceStats();
+  const t0 = 1_700_000_000_000_000_000n;
+  const freq = 12e-6;
+  for (let i = 0; i < 30; i++) {
+    const t = addSeconds(t0, i * 64);
+    const delay = 2e-4 + rng.exponential(1e-4);
+    st.add({
+      time: t,
+      offset: 0.01 + freq * i * 64 + (delay - 2e-4) * (rng.random() - 0.5),
+      measuredOffset: 0,
+      delay,
+      dispersion: 1e-6,
+      rootDelay: 0,
+      rootDispersion: 0,
+      stratum: 1,
+      leap: 0,
+      refId: 1,
+    });
+  }
+  const e = st.estimate!;
+  assert.ok(Math.abs(e.frequency - freq) < 0.1e-6, `freq ${e.frequency}`);
+  assert.ok(e.skew > 0 && e.skew < 1e-6, `skew ${e.skew}`);
+  assert.ok(Math.abs(e.offset - (0.01 + freq * 29 * 64)) < 1e-4);
+  assert.ok(e.np >= 20 && e.nr >= 2 && e.span > 1000);
+  // Rewriting the history for a clock correction keeps the fit consistent.
+  const now = addSeconds(t0, 29 * 64 + 10);
+  const before = st.predictOffset(now)!;
+  st.applyCorrection(now, before, freq);
+  assert.ok(Math.abs(st.predictOffset(addSeconds(now, before))!) < 1e-9);
+  assert.ok(Math.abs(st.estimate!.frequency - (e.frequency - 0)) < 1e-6 && Math.abs(st.estimate!.frequency) < 0.1e-6);
+  // A delay far above the minimum is rejected, unless the offset moved even more.
+  assert.equal(st.isGoodSample(st.predictOffset(addSeconds(now, 60))!, 0.05, addSeconds(now, 60)), false);
+  assert.equal(st.isGoodSample(st.predictOffset(addSeconds(now, 60))!, 2.5e-4, addSeconds(now, 60)), true);
+  assert.equal(st.isGoodSample(1, 0.05, addSeconds(now, 60)), true);
+});
+
+test('SourceStats with one and two samples', () => {
+  const st = new SourceStats();
+  const t0 = 1_700_000_000_000_000_000n;
+  const s = { measuredOffset: 0, delay: 1e-3, dispersion: 0, rootDelay: 0, rootDispersion: 0, stratum: 1, leap: 0 as const, refId: 1 };
+  st.add({ ...s, time: t0, offset: 0.1 });
+  assert.equal(st.estimate!.np, 1);
+  assert.equal(st.estimate!.frequency, 0);
+  st.add({ ...s, time: addSeconds(t0, 100), offset: 0.1 + 100 * 50e-6 });
+  assert.ok(Math.abs(st.estimate!.frequency - 50e-6) < 1e-12);
+  assert.ok(Math.abs(st.estimate!.skew - 1e-3 / 100) < 1e-12);
+});
