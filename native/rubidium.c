@@ -766,10 +766,42 @@ static udp_sock* get_sock(napi_env env, napi_value v, int allow_closed) {
   return s;
 }
 
-/* udpSend(handle, data, address, port): number (OPT_ID of this datagram, or -1) */
+/*
+ * Writes the NTP timestamp of (CLOCK_REALTIME + offset_ns) into p[0..7], big-endian: the
+ * transmit timestamp of a server answer, taken as close to sendto() as possible.
+ */
+static void stamp_ntp(uint8_t* p, int64_t offset_ns) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  /* Unix ns + offset, then split; NTP seconds wrap mod 2^32 (era rollover is the reader's job). */
+  __int128 ns = (__int128)ts.tv_sec * 1000000000 + ts.tv_nsec + offset_ns;
+  __int128 sec = ns / 1000000000;
+  __int128 rem = ns % 1000000000;
+  if (rem < 0) {
+    rem += 1000000000;
+    sec -= 1;
+  }
+  uint64_t frac = (uint64_t)((((unsigned __int128)rem << 32) + 500000000) / 1000000000);
+  uint64_t s64 = (uint64_t)(sec + 2208988800LL);
+  if (frac >> 32) {
+    frac -= (uint64_t)1 << 32;
+    s64 += 1;
+  }
+  uint64_t v = ((s64 & 0xffffffffu) << 32) | (frac & 0xffffffffu);
+  for (int i = 7; i >= 0; i--) {
+    p[i] = (uint8_t)(v & 0xff);
+    v >>= 8;
+  }
+}
+
+/*
+ * udpSend(handle, data, address, port[, stampOffsetNs: bigint]): number (OPT_ID of this
+ * datagram, or -1). With stampOffsetNs, bytes 40-47 of data (an NTP packet of at least 48
+ * bytes) are overwritten with CLOCK_REALTIME + stampOffsetNs just before sending.
+ */
 static napi_value UdpSend(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) return throw_type(env, "udpSend(handle, data, address, port)");
   udp_sock* s = get_sock(env, argv[0], 0);
@@ -797,6 +829,22 @@ static napi_value UdpSend(napi_env env, napi_callback_info info) {
   struct sockaddr_storage ss;
   socklen_t sl;
   if (parse_addr(env, s->family, addr, (int)port, &ss, &sl) != 0) return NULL;
+  bool stamp = false;
+  int64_t stamp_offset = 0;
+  if (argc >= 5) {
+    napi_valuetype t;
+    CHECK(napi_typeof(env, argv[4], &t));
+    if (t == napi_bigint) {
+      bool lossless;
+      CHECK(napi_get_value_bigint_int64(env, argv[4], &stamp_offset, &lossless));
+      if (!lossless) return throw_range(env, "stampOffsetNs out of range");
+      if (len < 48) return throw_range(env, "stampOffsetNs needs an NTP packet of at least 48 bytes");
+      stamp = true;
+    } else if (t != napi_undefined && t != napi_null) {
+      return throw_type(env, "stampOffsetNs must be a bigint");
+    }
+  }
+  if (stamp) stamp_ntp((uint8_t*)data + 40, stamp_offset);
   ssize_t n;
   do {
     n = sendto(s->fd, data, len, MSG_DONTWAIT, (struct sockaddr*)&ss, sl);

@@ -62,7 +62,8 @@ export function cExp(x: number, prec: number, width = 0, plus = false): string {
     let exp = Number(m[3]);
     let keep = all.slice(0, prec + 1);
     const rest = all.slice(prec + 1);
-    const up = rest[0]! > '5' || (rest[0] === '5' && (/[1-9]/.test(rest.slice(1)) || Number(keep[keep.length - 1]) % 2 === 1));
+    const up =
+      rest[0]! > '5' || (rest[0] === '5' && (/[1-9]/.test(rest.slice(1)) || Number(keep[keep.length - 1]) % 2 === 1));
     if (up) {
       const inc = (BigInt(keep) + 1n).toString();
       if (inc.length > keep.length) {
@@ -226,7 +227,12 @@ type Seg = string | Field;
 
 function render(segs: Seg[], csv: boolean | undefined): string {
   if (!csv) return segs.map((s) => (typeof s === 'string' ? s : s.t)).join('');
-  return segs.filter((s): s is Field => typeof s !== 'string').map((f) => f.c).join(',') + '\n';
+  return (
+    segs
+      .filter((s): s is Field => typeof s !== 'string')
+      .map((f) => f.c)
+      .join(',') + '\n'
+  );
 }
 
 const F = {
@@ -315,19 +321,47 @@ export function formatTracking(r: TrackingReport, opts: FormatOptions = {}): str
   const name = r.refName !== '' ? r.refName : refIdToString(r.refId);
   return render(
     [
-      'Reference ID    : ', F.refId(r.refId), ' (', F.str(name), ')\n',
-      'Stratum         : ', F.int(r.stratum), '\n',
-      'Ref time (UTC)  : ', F.time(r.refTimeNs), '\n',
-      'System time     : ', F.offsetSlowFast(r.systemTimeOffset, 9), ' of NTP time\n',
-      'Last offset     : ', F.fixed(r.lastOffset, 9, 0, true), ' seconds\n',
-      'RMS offset      : ', F.fixed(r.rmsOffset, 9), ' seconds\n',
-      'Frequency       : ', F.freqFastSlow(r.frequencyPpm, 3), '\n',
-      'Residual freq   : ', F.fixed(r.residualFreqPpm, 3, 0, true), ' ppm\n',
-      'Skew            : ', F.fixed(r.skewPpm, 3), ' ppm\n',
-      'Root delay      : ', F.fixed(r.rootDelay, 9), ' seconds\n',
-      'Root dispersion : ', F.fixed(r.rootDispersion, 9), ' seconds\n',
-      'Update interval : ', F.fixed(r.updateInterval, 1), ' seconds\n',
-      'Leap status     : ', F.str(leapText(r.leapStatus)), '\n',
+      'Reference ID    : ',
+      F.refId(r.refId),
+      ' (',
+      F.str(name),
+      ')\n',
+      'Stratum         : ',
+      F.int(r.stratum),
+      '\n',
+      'Ref time (UTC)  : ',
+      F.time(r.refTimeNs),
+      '\n',
+      'System time     : ',
+      F.offsetSlowFast(r.systemTimeOffset, 9),
+      ' of NTP time\n',
+      'Last offset     : ',
+      F.fixed(r.lastOffset, 9, 0, true),
+      ' seconds\n',
+      'RMS offset      : ',
+      F.fixed(r.rmsOffset, 9),
+      ' seconds\n',
+      'Frequency       : ',
+      F.freqFastSlow(r.frequencyPpm, 3),
+      '\n',
+      'Residual freq   : ',
+      F.fixed(r.residualFreqPpm, 3, 0, true),
+      ' ppm\n',
+      'Skew            : ',
+      F.fixed(r.skewPpm, 3),
+      ' ppm\n',
+      'Root delay      : ',
+      F.fixed(r.rootDelay, 9),
+      ' seconds\n',
+      'Root dispersion : ',
+      F.fixed(r.rootDispersion, 9),
+      ' seconds\n',
+      'Update interval : ',
+      F.fixed(r.updateInterval, 1),
+      ' seconds\n',
+      'Leap status     : ',
+      F.str(leapText(r.leapStatus)),
+      '\n',
     ],
     opts.csv,
   );
@@ -338,30 +372,32 @@ function header(h: string): string {
 }
 
 export const SOURCES_HEADER = 'MS Name/IP address         Stratum Poll Reach LastRx Last sample               ';
-export const SOURCES_LEGEND = [
-  '',
-  "  .-- Source mode  '^' = server, '=' = peer, '#' = local clock.",
-  " / .- Source state '*' = current best, '+' = combined, '-' = not combined,",
-  "| /             'x' = may be in error, '~' = too variable, '?' = unusable.",
-  '||                                                 .- xxxx [ yyyy ] +/- zzzz',
-  '||      Reachability register (octal) -.           |  xxxx = adjusted offset,',
-  '||      Log2(Polling interval) --.      |          |  yyyy = measured offset,',
-  '||                                \\     |          |  zzzz = estimated error.',
-  '||                                 |    |           \\',
-].join('\n') + '\n';
+export const SOURCES_LEGEND =
+  [
+    '',
+    "  .-- Source mode  '^' = server, '=' = peer, '#' = local clock.",
+    " / .- Source state '*' = current best, '+' = combined, '-' = not combined,",
+    "| /             'x' = may be in error, '~' = too variable, '?' = unusable.",
+    '||                                                 .- xxxx [ yyyy ] +/- zzzz',
+    '||      Reachability register (octal) -.           |  xxxx = adjusted offset,',
+    '||      Log2(Polling interval) --.      |          |  yyyy = measured offset,',
+    '||                                \\     |          |  zzzz = estimated error.',
+    '||                                 |    |           \\',
+  ].join('\n') + '\n';
 
 export const SOURCESTATS_HEADER = 'Name/IP Address            NP  NR  Span  Frequency  Freq Skew  Offset  Std Dev';
-export const SOURCESTATS_LEGEND = [
-  '                             .- Number of sample points in measurement set.',
-  '                            /    .- Number of residual runs with same sign.',
-  '                           |    /    .- Length of measurement set (time).',
-  '                           |   |    /      .- Est. clock freq error (ppm).',
-  '                           |   |   |      /           .- Est. error in freq.',
-  '                           |   |   |     |           /         .- Est. offset.',
-  '                           |   |   |     |          |          |   On the -.',
-  '                           |   |   |     |          |          |   samples. \\',
-  '                           |   |   |     |          |          |             |',
-].join('\n') + '\n';
+export const SOURCESTATS_LEGEND =
+  [
+    '                             .- Number of sample points in measurement set.',
+    '                            /    .- Number of residual runs with same sign.',
+    '                           |    /    .- Length of measurement set (time).',
+    '                           |   |    /      .- Est. clock freq error (ppm).',
+    '                           |   |   |      /           .- Est. error in freq.',
+    '                           |   |   |     |           /         .- Est. offset.',
+    '                           |   |   |     |          |          |   On the -.',
+    '                           |   |   |     |          |          |   samples. \\',
+    '                           |   |   |     |          |          |             |',
+  ].join('\n') + '\n';
 
 /** Name as chronyc shows it: the address with -n/-c, else the name cut to 25 characters with '>'. */
 function displayName(name: string, address: string, opts: FormatOptions, trunc = 25): string {
@@ -380,11 +416,25 @@ export function formatSources(list: SourceReport[], opts: FormatOptions & { verb
     const name = s.mode === 'refclock' ? s.name : displayName(s.name, s.address, opts);
     out += render(
       [
-        F.str(MODE_CHAR[s.mode] ?? ' '), F.str(s.state), ' ', F.str(name, 27, true), '  ',
-        F.int(s.stratum, 2), '  ', F.int(s.poll, 2), '   ',
-        { t: (s.reach & 0xff).toString(8).padStart(3), c: (s.reach & 0xff).toString(8) }, '  ',
-        F.interval(s.lastRxAgo), '  ', F.ns(s.adjustedOffset, true), '[', F.ns(s.measuredOffset, true),
-        '] +/- ', F.ns(s.error, false), '\n',
+        F.str(MODE_CHAR[s.mode] ?? ' '),
+        F.str(s.state),
+        ' ',
+        F.str(name, 27, true),
+        '  ',
+        F.int(s.stratum, 2),
+        '  ',
+        F.int(s.poll, 2),
+        '   ',
+        { t: (s.reach & 0xff).toString(8).padStart(3), c: (s.reach & 0xff).toString(8) },
+        '  ',
+        F.interval(s.lastRxAgo),
+        '  ',
+        F.ns(s.adjustedOffset, true),
+        '[',
+        F.ns(s.measuredOffset, true),
+        '] +/- ',
+        F.ns(s.error, false),
+        '\n',
       ],
       opts.csv,
     );
@@ -399,9 +449,22 @@ export function formatSourceStats(list: SourceStatsReport[], opts: FormatOptions
   for (const s of list) {
     out += render(
       [
-        F.str(displayName(s.name, s.address, opts), 25, true), ' ', F.int(s.np, 3), ' ', F.int(s.nr, 3), '  ',
-        F.interval(s.span), ' ', F.ppm(s.frequencyPpm, true), ' ', F.ppm(s.freqSkewPpm, false), '  ',
-        F.ns(s.offset, true), '  ', F.ns(s.stdDev, false), '\n',
+        F.str(displayName(s.name, s.address, opts), 25, true),
+        ' ',
+        F.int(s.np, 3),
+        ' ',
+        F.int(s.nr, 3),
+        '  ',
+        F.interval(s.span),
+        ' ',
+        F.ppm(s.frequencyPpm, true),
+        ' ',
+        F.ppm(s.freqSkewPpm, false),
+        '  ',
+        F.ns(s.offset, true),
+        '  ',
+        F.ns(s.stdDev, false),
+        '\n',
       ],
       opts.csv,
     );
@@ -416,40 +479,111 @@ export function formatNtpData(r: NtpDataReport, opts: FormatOptions = {}): strin
   const tests = r.ntpTests.split(' ');
   return render(
     [
-      'Remote address  : ', F.str(r.remoteAddress), ' (', F.refId(addressToRefId(r.remoteAddress)), ')\n',
-      'Remote port     : ', F.int(r.remotePort), '\n',
-      'Local address   : ', F.str(r.localAddress), ' (', F.refId(addressToRefId(r.localAddress)), ')\n',
-      'Leap status     : ', F.str(leapText(r.leap)), '\n',
-      'Version         : ', F.int(r.version), '\n',
-      'Mode            : ', F.str(NTP_MODES[r.mode] ?? 'Invalid'), '\n',
-      'Stratum         : ', F.int(r.stratum), '\n',
-      'Poll interval   : ', F.int(r.poll), ' (', F.fixed(2 ** r.poll, 0), ' seconds)\n',
-      'Precision       : ', F.int(r.precision), ' (', F.fixed(2 ** r.precision, 9), ' seconds)\n',
-      'Root delay      : ', F.fixed(r.rootDelay, 6), ' seconds\n',
-      'Root dispersion : ', F.fixed(r.rootDispersion, 6), ' seconds\n',
-      'Reference ID    : ', F.refId(r.refId), ' (', F.str(r.stratum <= 1 ? refIdToString(r.refId) : ''), ')\n',
-      'Reference time  : ', F.time(r.refTimeNs), '\n',
-      'Offset          : ', F.fixed(r.offset, 9, 0, true), ' seconds\n',
-      'Peer delay      : ', F.fixed(r.peerDelay, 9), ' seconds\n',
-      'Peer dispersion : ', F.fixed(r.peerDispersion, 9), ' seconds\n',
-      'Response time   : ', F.fixed(r.responseTime, 9), ' seconds\n',
-      'Jitter asymmetry: ', F.fixed(r.jitterAsymmetry, 2, 0, true), '\n',
-      'NTP tests       : ', F.str(tests[0] ?? ''), ' ', F.str(tests[1] ?? ''), ' ', F.str(tests[2] ?? ''), '\n',
-      'Interleaved     : ', F.bool(r.interleaved), '\n',
-      'Authenticated   : ', F.bool(r.authenticated), '\n',
-      'TX timestamping : ', F.str(r.txTimestamping), '\n',
-      'RX timestamping : ', F.str(r.rxTimestamping), '\n',
-      'Total TX        : ', F.int(r.totalTx), '\n',
-      'Total RX        : ', F.int(r.totalRx), '\n',
-      'Total valid RX  : ', F.int(r.totalValidRx), '\n',
-      'Total good RX   : ', F.int(r.totalGoodRx ?? r.totalValidRx), '\n',
+      'Remote address  : ',
+      F.str(r.remoteAddress),
+      ' (',
+      F.refId(addressToRefId(r.remoteAddress)),
+      ')\n',
+      'Remote port     : ',
+      F.int(r.remotePort),
+      '\n',
+      'Local address   : ',
+      F.str(r.localAddress),
+      ' (',
+      F.refId(addressToRefId(r.localAddress)),
+      ')\n',
+      'Leap status     : ',
+      F.str(leapText(r.leap)),
+      '\n',
+      'Version         : ',
+      F.int(r.version),
+      '\n',
+      'Mode            : ',
+      F.str(NTP_MODES[r.mode] ?? 'Invalid'),
+      '\n',
+      'Stratum         : ',
+      F.int(r.stratum),
+      '\n',
+      'Poll interval   : ',
+      F.int(r.poll),
+      ' (',
+      F.fixed(2 ** r.poll, 0),
+      ' seconds)\n',
+      'Precision       : ',
+      F.int(r.precision),
+      ' (',
+      F.fixed(2 ** r.precision, 9),
+      ' seconds)\n',
+      'Root delay      : ',
+      F.fixed(r.rootDelay, 6),
+      ' seconds\n',
+      'Root dispersion : ',
+      F.fixed(r.rootDispersion, 6),
+      ' seconds\n',
+      'Reference ID    : ',
+      F.refId(r.refId),
+      ' (',
+      F.str(r.stratum <= 1 ? refIdToString(r.refId) : ''),
+      ')\n',
+      'Reference time  : ',
+      F.time(r.refTimeNs),
+      '\n',
+      'Offset          : ',
+      F.fixed(r.offset, 9, 0, true),
+      ' seconds\n',
+      'Peer delay      : ',
+      F.fixed(r.peerDelay, 9),
+      ' seconds\n',
+      'Peer dispersion : ',
+      F.fixed(r.peerDispersion, 9),
+      ' seconds\n',
+      'Response time   : ',
+      F.fixed(r.responseTime, 9),
+      ' seconds\n',
+      'Jitter asymmetry: ',
+      F.fixed(r.jitterAsymmetry, 2, 0, true),
+      '\n',
+      'NTP tests       : ',
+      F.str(tests[0] ?? ''),
+      ' ',
+      F.str(tests[1] ?? ''),
+      ' ',
+      F.str(tests[2] ?? ''),
+      '\n',
+      'Interleaved     : ',
+      F.bool(r.interleaved),
+      '\n',
+      'Authenticated   : ',
+      F.bool(r.authenticated),
+      '\n',
+      'TX timestamping : ',
+      F.str(r.txTimestamping),
+      '\n',
+      'RX timestamping : ',
+      F.str(r.rxTimestamping),
+      '\n',
+      'Total TX        : ',
+      F.int(r.totalTx),
+      '\n',
+      'Total RX        : ',
+      F.int(r.totalRx),
+      '\n',
+      'Total valid RX  : ',
+      F.int(r.totalValidRx),
+      '\n',
+      'Total good RX   : ',
+      F.int(r.totalGoodRx ?? r.totalValidRx),
+      '\n',
     ],
     opts.csv,
   );
 }
 
 /** `ntpdata` output for several sources (no address given): each preceded by a blank line. */
-export function formatNtpDataList(list: NtpDataReport[], opts: FormatOptions & { addressGiven?: boolean } = {}): string {
+export function formatNtpDataList(
+  list: NtpDataReport[],
+  opts: FormatOptions & { addressGiven?: boolean } = {},
+): string {
   return list.map((r) => (!opts.addressGiven && !opts.csv ? '\n' : '') + formatNtpData(r, opts)).join('');
 }
 
@@ -460,10 +594,26 @@ export function formatClients(list: ClientReport[], opts: FormatOptions = {}): s
   for (const c of list) {
     out += render(
       [
-        F.str(displayName(c.address, c.address, opts), 25, true), '  ', F.int(c.ntpHits, 6), '  ',
-        F.int(c.ntpDrops, 5), '  ', F.clientInterval(c.ntpInterval), '  ', F.clientInterval(c.ntpIntervalLast),
-        '  ', F.interval(c.lastNtpAgo), '  ', F.int(c.cmdHits, 6), '  ', F.int(c.cmdDrops, 5), '  ',
-        F.clientInterval(c.cmdInterval), '  ', F.interval(c.lastCmdAgo), '\n',
+        F.str(displayName(c.address, c.address, opts), 25, true),
+        '  ',
+        F.int(c.ntpHits, 6),
+        '  ',
+        F.int(c.ntpDrops, 5),
+        '  ',
+        F.clientInterval(c.ntpInterval),
+        '  ',
+        F.clientInterval(c.ntpIntervalLast),
+        '  ',
+        F.interval(c.lastNtpAgo),
+        '  ',
+        F.int(c.cmdHits, 6),
+        '  ',
+        F.int(c.cmdDrops, 5),
+        '  ',
+        F.clientInterval(c.cmdInterval),
+        '  ',
+        F.interval(c.lastCmdAgo),
+        '\n',
       ],
       opts.csv,
     );
@@ -474,17 +624,39 @@ export function formatClients(list: ClientReport[], opts: FormatOptions = {}): s
 export function formatServerStats(r: ServerStatsReport, opts: FormatOptions = {}): string {
   return render(
     [
-      'NTP packets received       : ', F.int(r.ntpPacketsReceived), '\n',
-      'NTP packets dropped        : ', F.int(r.ntpPacketsDropped), '\n',
-      'Command packets received   : ', F.int(r.cmdPacketsReceived), '\n',
-      'Command packets dropped    : ', F.int(r.cmdPacketsDropped), '\n',
-      'Client log records dropped : ', F.int(r.clientLogRecordsDropped ?? 0), '\n',
-      'NTS-KE connections accepted: ', F.int(r.ntsKeConnectionsAccepted ?? 0), '\n',
-      'NTS-KE connections dropped : ', F.int(r.ntsKeConnectionsDropped ?? 0), '\n',
-      'Authenticated NTP packets  : ', F.int(r.ntpAuthPacketsReceived), '\n',
-      'Interleaved NTP packets    : ', F.int(r.ntpInterleavedPacketsReceived), '\n',
-      'NTP timestamps held        : ', F.int(r.ntpTimestampsHeld), '\n',
-      'NTP timestamp span         : ', F.int(r.ntpTimestampSpan), '\n',
+      'NTP packets received       : ',
+      F.int(r.ntpPacketsReceived),
+      '\n',
+      'NTP packets dropped        : ',
+      F.int(r.ntpPacketsDropped),
+      '\n',
+      'Command packets received   : ',
+      F.int(r.cmdPacketsReceived),
+      '\n',
+      'Command packets dropped    : ',
+      F.int(r.cmdPacketsDropped),
+      '\n',
+      'Client log records dropped : ',
+      F.int(r.clientLogRecordsDropped ?? 0),
+      '\n',
+      'NTS-KE connections accepted: ',
+      F.int(r.ntsKeConnectionsAccepted ?? 0),
+      '\n',
+      'NTS-KE connections dropped : ',
+      F.int(r.ntsKeConnectionsDropped ?? 0),
+      '\n',
+      'Authenticated NTP packets  : ',
+      F.int(r.ntpAuthPacketsReceived),
+      '\n',
+      'Interleaved NTP packets    : ',
+      F.int(r.ntpInterleavedPacketsReceived),
+      '\n',
+      'NTP timestamps held        : ',
+      F.int(r.ntpTimestampsHeld),
+      '\n',
+      'NTP timestamp span         : ',
+      F.int(r.ntpTimestampSpan),
+      '\n',
     ],
     opts.csv,
   );
@@ -495,11 +667,16 @@ export function formatActivity(r: ActivityReport, opts: FormatOptions = {}): str
     (opts.csv ? '' : '200 OK\n') +
     render(
       [
-        F.int(r.online), ' sources online\n',
-        F.int(r.offline), ' sources offline\n',
-        F.int(r.burstOnline), ' sources doing burst (return to online)\n',
-        F.int(r.burstOffline), ' sources doing burst (return to offline)\n',
-        F.int(r.unresolved), ' sources with unknown address\n',
+        F.int(r.online),
+        ' sources online\n',
+        F.int(r.offline),
+        ' sources offline\n',
+        F.int(r.burstOnline),
+        ' sources doing burst (return to online)\n',
+        F.int(r.burstOffline),
+        ' sources doing burst (return to offline)\n',
+        F.int(r.unresolved),
+        ' sources with unknown address\n',
       ],
       opts.csv,
     )
@@ -507,9 +684,25 @@ export function formatActivity(r: ActivityReport, opts: FormatOptions = {}): str
 }
 
 /** One waitsync try line: "try: 1, refid: CB00710F, correction: 0.000006523, skew: 0.129". */
-export function formatWaitsyncTry(tryNo: number, refId: number, correction: number, skewPpm: number, opts: FormatOptions = {}): string {
+export function formatWaitsyncTry(
+  tryNo: number,
+  refId: number,
+  correction: number,
+  skewPpm: number,
+  opts: FormatOptions = {},
+): string {
   return render(
-    ['try: ', F.int(tryNo), ', refid: ', F.refId(refId), ', correction: ', F.fixed(correction, 9), ', skew: ', F.fixed(skewPpm, 3), '\n'],
+    [
+      'try: ',
+      F.int(tryNo),
+      ', refid: ',
+      F.refId(refId),
+      ', correction: ',
+      F.fixed(correction, 9),
+      ', skew: ',
+      F.fixed(skewPpm, 3),
+      '\n',
+    ],
     opts.csv,
   );
 }

@@ -51,7 +51,12 @@ export interface CliIo {
   env: Record<string, string | undefined>;
   exists(path: string): boolean;
   sleep(ms: number): Promise<void>;
-  send(target: ControlTarget, req: ControlRequest, timeoutMs: number, opts: { retransmit: boolean }): Promise<ControlResponse>;
+  send(
+    target: ControlTarget,
+    req: ControlRequest,
+    timeoutMs: number,
+    opts: { retransmit: boolean },
+  ): Promise<ControlResponse>;
   /** Lines of commands when none are given on the command line (stdin). */
   readLines(): AsyncIterable<string>;
   timeoutMs: number;
@@ -67,7 +72,11 @@ function defaultIo(): CliIo {
     send: (t, r, ms, o) => sendControlRequest(t, r, ms, o),
     readLines: () => {
       const tty = process.stdin.isTTY && process.stdout.isTTY;
-      const rl = readline.createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: !!tty });
+      const rl = readline.createInterface({
+        input: process.stdin,
+        output: tty ? process.stdout : undefined,
+        terminal: !!tty,
+      });
       if (tty) {
         rl.setPrompt('rubidiumc> ');
         rl.prompt();
@@ -108,7 +117,9 @@ Commands:
 `;
 
 /** Splits command-line options (getopt-style, stopping at the first command word). */
-export function parseArgs(argv: string[]): { opts: Options; rest: string[] } | { exit: number; out?: string; err?: string } {
+export function parseArgs(
+  argv: string[],
+): { opts: Options; rest: string[] } | { exit: number; out?: string; err?: string } {
   const opts: Options = { hosts: null, port: DEFAULT_CMD_PORT, noDns: false, csv: false, json: false, multi: false };
   for (const a of argv) {
     if (a === '--help') return { exit: 0, out: HELP };
@@ -152,10 +163,20 @@ export function parseArgs(argv: string[]): { opts: Options; rest: string[] } | {
 }
 
 /** Where to send requests, in order of preference (like chronyc's host list). */
-export function resolveTargets(opts: { hosts: string | null; port: number }, env: Record<string, string | undefined>, exists: (p: string) => boolean): ControlTarget[] {
+export function resolveTargets(
+  opts: { hosts: string | null; port: number },
+  env: Record<string, string | undefined>,
+  exists: (p: string) => boolean,
+): ControlTarget[] {
   const toTarget = (h: string): ControlTarget =>
-    h.startsWith('/') ? { kind: 'unix', path: h } : { kind: 'udp', host: h.replace(/^\[(.*)\]$/, '$1'), port: opts.port };
-  if (opts.hosts !== null) return opts.hosts.split(',').filter((h) => h !== '').map(toTarget);
+    h.startsWith('/')
+      ? { kind: 'unix', path: h }
+      : { kind: 'udp', host: h.replace(/^\[(.*)\]$/, '$1'), port: opts.port };
+  if (opts.hosts !== null)
+    return opts.hosts
+      .split(',')
+      .filter((h) => h !== '')
+      .map(toTarget);
   const envSock = env.RUBIDIUM_SOCKET;
   if (envSock) return [{ kind: 'unix', path: envSock }];
   const targets: ControlTarget[] = [];
@@ -226,7 +247,11 @@ class Cli {
   }
 
   /** Request + print a report with the given formatter; false on any failure. */
-  private async report<T>(req: ControlRequest, check: (d: unknown) => boolean, print: (d: T) => string): Promise<boolean> {
+  private async report<T>(
+    req: ControlRequest,
+    check: (d: unknown) => boolean,
+    print: (d: T) => string,
+  ): Promise<boolean> {
     const r = await this.request(req);
     if (!r) return false;
     if (!r.ok) {
@@ -260,7 +285,8 @@ class Cli {
       this.printFailure(r.error);
       return false;
     }
-    if (this.opts.json) this.out(JSON.stringify(r.data === null || r.data === undefined ? { ok: true } : r.data) + '\n');
+    if (this.opts.json)
+      this.out(JSON.stringify(r.data === null || r.data === undefined ? { ok: true } : r.data) + '\n');
     else this.out(formatStatus(200));
     return true;
   }
@@ -310,7 +336,10 @@ class Cli {
       case 'activity':
         return this.report<ActivityReport>({ cmd, args: [] }, isObj, (d) => formatActivity(d, f));
       case 'makestep':
-        if (args.length !== 0 && (args.length !== 2 || !Number.isFinite(Number(args[0])) || !/^-?\d+$/.test(args[1]!))) {
+        if (
+          args.length !== 0 &&
+          (args.length !== 2 || !Number.isFinite(Number(args[0])) || !/^-?\d+$/.test(args[1]!))
+        ) {
           this.err('Bad syntax for makestep command');
           return false;
         }
@@ -323,7 +352,11 @@ class Cli {
           counts = [m[1]!, m[2]!];
           rest = rest.slice(1);
         }
-        if (rest.length > 1 || (rest.length === 1 && !isMaskAddress(rest[0]!)) || Number(counts[0]) > Number(counts[1])) {
+        if (
+          rest.length > 1 ||
+          (rest.length === 1 && !isMaskAddress(rest[0]!)) ||
+          Number(counts[0]) > Number(counts[1])
+        ) {
           this.err('Invalid syntax for burst command');
           return false;
         }
@@ -389,7 +422,10 @@ class Cli {
 }
 
 function splitWords(line: string): string[] {
-  return line.trim().split(/\s+/).filter((w) => w !== '');
+  return line
+    .trim()
+    .split(/\s+/)
+    .filter((w) => w !== '');
 }
 
 export async function main(argv: string[], ioOverrides: Partial<CliIo> = {}): Promise<number> {

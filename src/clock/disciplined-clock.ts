@@ -14,9 +14,15 @@ export class DisciplinedClock implements Clock {
   private freqPpm = 0;
   private status: ClockStatus = { synchronized: false, leap: 3, maxErrorS: 16, estErrorS: 16 };
 
+  /**
+   * @param raw the raw time source.
+   * @param kernelToRaw maps a kernel CLOCK_REALTIME timestamp (packet stamps) onto the raw
+   *   timescale; identity when the raw source is CLOCK_REALTIME itself.
+   */
   constructor(
     private readonly raw: () => Instant,
     readonly kind: 'virtual' | 'simulated' = 'virtual',
+    private readonly kernelToRaw: (realtime: Instant) => Instant = (t) => t,
   ) {
     this.segRaw = raw();
   }
@@ -27,11 +33,15 @@ export class DisciplinedClock implements Clock {
   }
 
   now(): Instant {
-    return this.fromKernel(this.raw());
+    return this.cook(this.raw());
   }
 
   fromKernel(realtime: Instant): Instant {
-    return addSeconds(realtime, this.correctionAt(realtime));
+    return this.cook(this.kernelToRaw(realtime));
+  }
+
+  private cook(r: Instant): Instant {
+    return addSeconds(r, this.correctionAt(r));
   }
 
   setFrequency(ppm: number): void {

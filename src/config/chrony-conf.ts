@@ -126,33 +126,123 @@ bindcmdaddress 127.0.0.1
 
 /** Every chrony.conf directive (chrony 4.8) Rubidium does not implement yet, plus obsolete ones. */
 const UNSUPPORTED_DIRECTIVES = new Set([
-  'acquisitionport', 'authselectmode', 'bindacqaddress', 'bindacqdevice', 'bindcmddevice',
-  'binddevice', 'broadcast', 'clientloglimit', 'clockprecision', 'cmdallow', 'cmddeny',
-  'cmdratelimit', 'combinelimit', 'corrtimeratio', 'dscp', 'dumpdir', 'dumponexit',
-  'fallbackdrift', 'hwclockfile', 'hwtimestamp', 'hwtstimeout', 'initstepslew', 'keyfile',
-  'leapsecmode', 'leapsectz', 'leapseclist', 'lock_all', 'logbanner', 'logchange',
-  'mailonchange', 'manual', 'maxchange', 'maxclockerror', 'maxdrift', 'maxjitter',
-  'maxntsconnections', 'maxsamples', 'maxslewrate', 'maxstratum', 'maxupdateskew',
-  'maxtxbuffers', 'minsamples', 'minstratum', 'nocerttimecheck', 'noclientlog',
-  'nosystemcert', 'ntpsigndsocket', 'ntsaeads', 'ntsratelimit', 'ntscachedir', 'ntsdumpdir',
-  'ntsntpserver', 'ntsport', 'ntsprocesses', 'ntsrefresh', 'ntsrotate', 'ntsservercert',
-  'ntsserverkey', 'ntstrustedcerts', 'opencommands', 'peer', 'ptpdomain', 'ptpport',
-  'ratelimit', 'refclock', 'refresh', 'reselectdist', 'rtcautotrim', 'rtcdevice', 'rtcfile',
-  'rtconutc', 'rtcsync', 'sched_priority', 'smoothtime', 'stratumweight', 'tempcomp', 'user',
-  'commandkey', 'generatecommandkey', 'linux_freq_scale', 'linux_hz',
+  'acquisitionport',
+  'authselectmode',
+  'bindacqaddress',
+  'bindacqdevice',
+  'bindcmddevice',
+  'binddevice',
+  'broadcast',
+  'clientloglimit',
+  'clockprecision',
+  'cmdallow',
+  'cmddeny',
+  'cmdratelimit',
+  'combinelimit',
+  'corrtimeratio',
+  'dscp',
+  'dumpdir',
+  'dumponexit',
+  'fallbackdrift',
+  'hwclockfile',
+  'hwtimestamp',
+  'hwtstimeout',
+  'initstepslew',
+  'keyfile',
+  'leapsecmode',
+  'leapsectz',
+  'leapseclist',
+  'lock_all',
+  'logbanner',
+  'logchange',
+  'mailonchange',
+  'manual',
+  'maxchange',
+  'maxclockerror',
+  'maxdrift',
+  'maxjitter',
+  'maxntsconnections',
+  'maxsamples',
+  'maxslewrate',
+  'maxstratum',
+  'maxupdateskew',
+  'maxtxbuffers',
+  'minsamples',
+  'minstratum',
+  'nocerttimecheck',
+  'noclientlog',
+  'nosystemcert',
+  'ntpsigndsocket',
+  'ntsaeads',
+  'ntsratelimit',
+  'ntscachedir',
+  'ntsdumpdir',
+  'ntsntpserver',
+  'ntsport',
+  'ntsprocesses',
+  'ntsrefresh',
+  'ntsrotate',
+  'ntsservercert',
+  'ntsserverkey',
+  'ntstrustedcerts',
+  'opencommands',
+  'peer',
+  'ptpdomain',
+  'ptpport',
+  'ratelimit',
+  'refclock',
+  'refresh',
+  'reselectdist',
+  'rtcautotrim',
+  'rtcdevice',
+  'rtcfile',
+  'rtconutc',
+  'rtcsync',
+  'sched_priority',
+  'smoothtime',
+  'stratumweight',
+  'tempcomp',
+  'user',
+  'commandkey',
+  'generatecommandkey',
+  'linux_freq_scale',
+  'linux_hz',
 ]);
 
 /** chrony source options Rubidium does not implement yet: name → number of values it takes. */
 const UNSUPPORTED_SOURCE_OPTIONS = new Map<string, number>([
-  ['auto_offline', 0], ['copy', 0], ['nts', 0], ['ipv4', 0], ['ipv6', 0],
-  ['asymmetry', 1], ['certset', 1], ['extfield', 1], ['filter', 1], ['key', 1],
-  ['maxdelaydevratio', 1], ['maxdelayquant', 1], ['maxdelayratio', 1], ['maxsamples', 1],
-  ['maxunreach', 1], ['mindelay', 1], ['minsamples', 1], ['minstratum', 1], ['ntsport', 1],
-  ['offset', 1], ['polltarget', 1], ['presend', 1],
+  ['auto_offline', 0],
+  ['copy', 0],
+  ['nts', 0],
+  ['ipv4', 0],
+  ['ipv6', 0],
+  ['asymmetry', 1],
+  ['certset', 1],
+  ['extfield', 1],
+  ['filter', 1],
+  ['key', 1],
+  ['maxdelaydevratio', 1],
+  ['maxdelayquant', 1],
+  ['maxdelayratio', 1],
+  ['maxsamples', 1],
+  ['maxunreach', 1],
+  ['mindelay', 1],
+  ['minsamples', 1],
+  ['minstratum', 1],
+  ['ntsport', 1],
+  ['offset', 1],
+  ['polltarget', 1],
+  ['presend', 1],
 ]);
 
 const ALL_LOG_NAMES = new Set([
-  'rawmeasurements', 'measurements', 'selection', 'statistics', 'tracking', 'rtc', 'refclocks',
+  'rawmeasurements',
+  'measurements',
+  'selection',
+  'statistics',
+  'tracking',
+  'rtc',
+  'refclocks',
   'tempcomp',
 ]);
 const SUPPORTED_LOGS: readonly LogName[] = ['measurements', 'statistics', 'tracking'];
@@ -322,7 +412,11 @@ class Parser {
       }
       case 'confdir': {
         if (args.length === 0) throw new ConfigError(`${where}: missing arguments for confdir directive`);
-        for (const p of searchDirs(args.map((d) => resolve(file, d)), '.conf', this.fs)) {
+        for (const p of searchDirs(
+          args.map((d) => resolve(file, d)),
+          '.conf',
+          this.fs,
+        )) {
           this.parseText(this.readFile(p, where), p);
         }
         return;
@@ -510,7 +604,11 @@ export function isSubnetSpec(s: string): boolean {
   if (isIpAddress(net)) return true;
   if (/^\d{1,3}(\.\d{1,3}){0,2}$/.test(net)) return net.split('.').every((x) => Number(x) <= 255);
   // A hostname (not with a prefix length, as chrony).
-  return slash < 0 && /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/.test(net) && /[A-Za-z]/.test(net);
+  return (
+    slash < 0 &&
+    /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/.test(net) &&
+    /[A-Za-z]/.test(net)
+  );
 }
 
 function parseLocal(args: string[], where: string): LocalConfig {

@@ -31,7 +31,9 @@ export async function sendControlRequest(
 ): Promise<ControlResponse> {
   const text = JSON.stringify({ cmd: req.cmd, args: req.args });
   if (Buffer.byteLength(text) > MAX_REQUEST_BYTES) throw new ControlTransportError('request too large');
-  return target.kind === 'unix' ? viaUnix(target.path, text, timeoutMs) : viaUdp(target.host, target.port, text, timeoutMs, opts.retransmit ?? true);
+  return target.kind === 'unix'
+    ? viaUnix(target.path, text, timeoutMs)
+    : viaUdp(target.host, target.port, text, timeoutMs, opts.retransmit ?? true);
 }
 
 function viaUnix(path: string, text: string, timeoutMs: number): Promise<ControlResponse> {
@@ -67,7 +69,13 @@ function viaUnix(path: string, text: string, timeoutMs: number): Promise<Control
   });
 }
 
-function viaUdp(host: string, port: number, text: string, timeoutMs: number, retransmit: boolean): Promise<ControlResponse> {
+function viaUdp(
+  host: string,
+  port: number,
+  text: string,
+  timeoutMs: number,
+  retransmit: boolean,
+): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
     let done = false;

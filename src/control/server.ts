@@ -196,7 +196,9 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
               return; // over the rate: dropped, as chronyd's cmdratelimit
             }
             const parsed = parseRequest(msg);
-            out = encodeResponse(parsed.ok ? await runHandler(opts.handler, parsed.request) : errorResponse(parsed.error));
+            out = encodeResponse(
+              parsed.ok ? await runHandler(opts.handler, parsed.request) : errorResponse(parsed.error),
+            );
           }
           sock.send(out, rinfo.port, rinfo.address, (err) => {
             if (err) onError(err);
@@ -225,9 +227,7 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
     async close() {
       for (const c of conns) c.destroy();
       await Promise.all([
-        unixServer
-          ? new Promise<void>((resolve) => unixServer!.close(() => resolve()))
-          : Promise.resolve(),
+        unixServer ? new Promise<void>((resolve) => unixServer!.close(() => resolve())) : Promise.resolve(),
         udp ? new Promise<void>((resolve) => udp!.close(() => resolve())) : Promise.resolve(),
       ]);
       if (opts.unixPath !== undefined) {

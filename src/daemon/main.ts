@@ -52,15 +52,16 @@ function makeLogger(flags: DaemonFlags): RuntimeLogger {
   };
 }
 
-/** The raw time source of the virtual clock: host CLOCK_REALTIME, plus a test-injected error. */
-function virtualRaw(flags: DaemonFlags): () => Instant {
-  if (!flags.injectError) return realtimeNow;
+/**
+ * The virtual clock: its raw time is host CLOCK_REALTIME, plus a test-injected error
+ * (--inject-error) that applies equally to kernel packet timestamps.
+ */
+function virtualClock(flags: DaemonFlags): DisciplinedClock {
+  if (!flags.injectError) return new DisciplinedClock(realtimeNow, 'virtual');
   const start = realtimeNow();
   const { offset, ppm } = flags.injectError;
-  return () => {
-    const now = realtimeNow();
-    return addSeconds(now, offset + ppm * 1e-6 * diffSeconds(now, start));
-  };
+  const inject = (rt: Instant): Instant => addSeconds(rt, offset + ppm * 1e-6 * diffSeconds(rt, start));
+  return new DisciplinedClock(() => inject(realtimeNow()), 'virtual', inject);
 }
 
 async function resolveSources(conf: Config, family: 4 | 6 | null, log: RuntimeLogger): Promise<SourceConfig[]> {
@@ -172,7 +173,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   let clock: Clock;
   if (flags.noClockControl || flags.measureOnceAndExit) {
-    clock = new DisciplinedClock(virtualRaw(flags), 'virtual');
+    clock = virtualClock(flags);
   } else {
     if (!native) {
       process.stderr.write('rubidiumd: cannot discipline the system clock without the native addon (clock_adjtime); use -x\n');

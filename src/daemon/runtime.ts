@@ -8,6 +8,7 @@ import type { Engine } from '../engine/engine.js';
 import type { ClockAction, Endpoint, Transmit } from '../engine/types.js';
 import type { TimestampedSocket } from '../io/udp.js';
 import { diffSeconds, type Instant } from '../time/ntp-time.js';
+import { realtimeNow } from '../io/realtime.js';
 import { isIPv6 } from 'node:net';
 
 export interface RuntimeSockets {
@@ -113,7 +114,14 @@ export class Runtime {
       return;
     }
     try {
-      const id = sock.send(t.data, t.to);
+      // T3 is written next to sendto(): the clock's offset from CLOCK_REALTIME changes only
+      // at the servo's frequency, so it can be computed here, microseconds earlier.
+      let stamp: bigint | undefined;
+      if (t.stampTransmit && t.data.length >= 48) {
+        const rt = realtimeNow();
+        stamp = this.clock.fromKernel(rt) - rt;
+      }
+      const id = sock.send(t.data, t.to, stamp);
       if (t.txTag !== undefined && id >= 0) {
         const tags = this.txTags.get(sock)!;
         tags.set(id, t.txTag);

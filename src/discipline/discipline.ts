@@ -80,7 +80,19 @@ interface Slew {
   end: Instant; // cooked
 }
 
-export type SampleVerdict = 'accepted' | 'unknown source' | 'maxdelay' | 'maxdelayratio' | 'delaydev';
+/** A move of the virtual timescale made by an update, kept to place late samples. */
+interface FrameChange {
+  at: Instant; // cooked time of the update (before any step it made)
+  atVirtual: Instant; // virtual time of the update, in the frame before it
+  slewBefore: Slew | undefined;
+  freqBefore: number;
+  dOffset: number;
+  dFreq: number;
+}
+
+const MAX_FRAME_CHANGES = 32;
+
+export type SampleVerdict = 'accepted' | 'unknown source' | 'not newer' | 'maxdelay' | 'maxdelayratio' | 'delaydev';
 
 export class Discipline {
   private readonly sources = new Map<string, SourceEntry>();
@@ -110,6 +122,7 @@ export class Discipline {
   private refRootDispersion = 0;
   private leap: LeapIndicator = 3;
   private lastReason = '';
+  private readonly frames: FrameChange[] = [];
 
   constructor(private readonly opts: DisciplineOptions = {}) {
     this.sel = {
@@ -170,17 +183,21 @@ export class Discipline {
   addSample(id: string, sample: NtpSample, _now: Instant): SampleVerdict {
     const s = this.sources.get(id);
     if (!s) return 'unknown source';
+    // An interleaved answer may describe the exchange whose basic answer was already used.
+    if (s.last && sample.time <= s.last.time) return 'not newer';
     if (s.opts.maxdelay !== undefined && sample.delay > s.opts.maxdelay) {
       s.rejected++;
       return 'maxdelay';
     }
-    if (s.opts.maxdelayratio !== undefined && s.stats.count > 0 && sample.delay > s.opts.maxdelayratio * s.stats.minDelay()) {
+    if (
+      s.opts.maxdelayratio !== undefined &&
+      s.stats.count > 0 &&
+      sample.delay > s.opts.maxdelayratio * s.stats.minDelay()
+    ) {
       s.rejected++;
       return 'maxdelayratio';
     }
-    const r = this.remaining(sample.time);
-    const tv = addSeconds(sample.time, r);
-    const off = sample.offset - r;
+    const { time: tv, offset: off } = this.toVirtual(sample.time, sample.offset);
     if (!s.stats.isGoodSample(off, sample.delay, tv)) {
       s.rejected++;
       return 'delaydev';
@@ -227,12 +244,36 @@ export class Discipline {
     return this.actions.shift();
   }
 
+  /**
+   * Places a measurement (cooked time t, offset θ) in the current virtual timescale. A sample
+   * may be older than the last updates (interleaved samples describe the previous exchange):
+   * it is first placed in the timescale of its own time, then moved by every later change.
+   */
+  private toVirtual(t: Instant, offset: number): { time: Instant; offset: number } {
+    let i = this.frames.length;
+    while (i > 0 && this.frames[i - 1]!.at >= t) i--;
+    const first = this.frames[i];
+    const r = first ? this.remainingWith(t, first.slewBefore, first.freqBefore) : this.remaining(t);
+    let tv = addSeconds(t, r);
+    let off = offset - r;
+    for (let k = i; k < this.frames.length; k++) {
+      const f = this.frames[k]!;
+      const shift = f.dOffset + f.dFreq * diffSeconds(tv, f.atVirtual);
+      off -= shift;
+      tv = addSeconds(tv, shift);
+    }
+    return { time: tv, offset: off };
+  }
+
   /** Offset correction still to be slewed at cooked instant t (positive: clock is slow). */
   remaining(t: Instant): number {
-    const sl = this.slew;
+    return this.remainingWith(t, this.slew, this.freq);
+  }
+
+  private remainingWith(t: Instant, sl: Slew | undefined, freq: number): number {
     if (!sl) return 0;
     if (t >= sl.end) return 0;
-    const el = Math.max(0, diffSeconds(t, sl.start)) / (1 + this.freq + sl.rate);
+    const el = Math.max(0, diffSeconds(t, sl.start)) / (1 + freq + sl.rate);
     const r = sl.r0 - sl.rate * el;
     return Math.sign(r) === Math.sign(sl.r0) ? r : 0;
   }
@@ -332,6 +373,15 @@ export class Discipline {
     if (this.lastUpdate !== undefined) this.updateInterval = interval;
 
     const fu = frequencyUpdate(resFreq, skew, this.ourSkew, this.maxUpdateSkew);
+    this.frames.push({
+      at: now,
+      atVirtual: vnow,
+      slewBefore: this.slew,
+      freqBefore: this.freq,
+      dOffset: offset,
+      dFreq: fu.dFreq,
+    });
+    if (this.frames.length > MAX_FRAME_CHANGES) this.frames.shift();
     this.freq += fu.dFreq;
     this.ourSkew = Math.max(fu.skew, 1e-12);
     this.residualFreq = resFreq - fu.dFreq;
@@ -472,7 +522,12 @@ export class Discipline {
         : ref.leap === 2
           ? 'Delete second'
           : 'Normal';
-    const isLocal = ref.refId === REFID_LOCL && this.opts.localStratum !== undefined && ref.synchronized && ref.stratum === this.opts.localStratum.stratum && (!this.synced || ref.rootDelay === 0);
+    const isLocal =
+      ref.refId === REFID_LOCL &&
+      this.opts.localStratum !== undefined &&
+      ref.synchronized &&
+      ref.stratum === this.opts.localStratum.stratum &&
+      (!this.synced || ref.rootDelay === 0);
     return {
       refId: ref.refId,
       refName: isLocal ? '' : this.synced ? this.refName : '',

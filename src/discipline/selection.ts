@@ -70,8 +70,7 @@ export function largestOverlap(
     depth += e.d;
     tdepth += e.t;
     if (e.d > 0) {
-      const better =
-        !best || tdepth > best.trustedDepth || (tdepth === best.trustedDepth && depth > best.depth);
+      const better = !best || tdepth > best.trustedDepth || (tdepth === best.trustedDepth && depth > best.depth);
       if (better) {
         // The region lasts until the next endpoint where the depth drops.
         let hi = e.x;
@@ -112,7 +111,11 @@ export function selectSources(
   };
   if (usable.length === 0) return fail('no sources');
 
-  const ivs = usable.map((c) => ({ lo: c.offset - c.rootDistance, hi: c.offset + c.rootDistance, trusted: c.opts.trust }));
+  const ivs = usable.map((c) => ({
+    lo: c.offset - c.rootDistance,
+    hi: c.offset + c.rootDistance,
+    trusted: c.opts.trust,
+  }));
   const best = largestOverlap(ivs)!;
   const nTrusted = usable.filter((c) => c.opts.trust).length;
   const truechimers: Candidate[] = [];

@@ -156,14 +156,15 @@ export class SourceStats {
     if (n === 2) {
       const span = -x[0]!;
       const slope = span > 0 ? (y[1]! - y[0]!) / span : 0;
-      const skew = span > 0 ? Math.min(WORST_SKEW, (dist[0]! + dist[1]!) / span) : WORST_SKEW;
+      // A sample's error lies within ± its distance; taken as uniform, its sd is distance/√3.
+      const skew = span > 0 ? Math.min(WORST_SKEW, (dist[0]! + dist[1]!) / (Math.sqrt(3) * span)) : WORST_SKEW;
       this.est = {
         offsetTime: newest.time,
         offset: y[1]!,
         offsetSd: dist[1]!,
         frequency: slope,
         skew,
-        stdDev: Math.max(dist[0]!, dist[1]!),
+        stdDev: Math.max(dist[0]!, dist[1]!) / Math.sqrt(3),
         np: 2,
         nr: 2,
         span,
@@ -191,7 +192,7 @@ export class SourceStats {
     const stdDev = Math.sqrt(Math.max(fit.variance, 0));
     const span = diffSeconds(newest.time, this.samples[0]!.time);
     // With few points the residual variance is unreliable: keep the sample distances as a floor.
-    const minSd = used < 4 ? minD : 0;
+    const minSd = used < 4 ? minD / Math.sqrt(3) : 0;
     const slopeSd = Math.max(fit.slopeSd, span > 0 ? minSd / span : 0);
     this.est = {
       offsetTime: newest.time,

@@ -94,6 +94,13 @@ interface Source {
   cfg: SourceConfig;
   assoc: ClientAssociation;
   kod: string | null;
+  /**
+   * Requests still to be sent before samples are trusted again after a clock step: an exchange
+   * that straddles a step mixes timestamps of two timescales (interleaved samples also reuse the
+   * previous exchange, hence two requests).
+   */
+  stepGuard: number;
+  droppedAfterStep: number;
 }
 
 type TagOwner = { kind: 'assoc'; id: string; tag: number } | { kind: 'server'; tag: number };
@@ -158,7 +165,7 @@ export class Engine {
       refId,
       name: cfg.name,
     });
-    const src: Source = { cfg: { ...cfg }, assoc, kod: null };
+    const src: Source = { cfg: { ...cfg }, assoc, kod: null, stepGuard: 0, droppedAfterStep: 0 };
     this.sourcesById.set(cfg.id, src);
     return src;
   }
@@ -248,7 +255,11 @@ export class Engine {
   }
 
   pollClockAction(): ClockAction | undefined {
-    return this.discipline.pollClockAction();
+    const a = this.discipline.pollClockAction();
+    if (a?.type === 'step') {
+      for (const s of this.sourcesById.values()) s.stepGuard = s.cfg.xleave ? 2 : 1;
+    }
+    return a;
   }
 
   private queue(t: Transmit, owner: TagOwner): void {
@@ -269,11 +280,16 @@ export class Engine {
   private drainSource(s: Source, now: Instant): void {
     for (let t = s.assoc.pollTransmit(); t; t = s.assoc.pollTransmit()) {
       this.queue(t, { kind: 'assoc', id: s.cfg.id, tag: t.txTag ?? 0 });
+      if (s.stepGuard > 0) s.stepGuard--;
     }
     let changed = false;
     for (let ev = s.assoc.pollEvent(); ev; ev = s.assoc.pollEvent()) {
       switch (ev.type) {
         case 'sample':
+          if (s.stepGuard > 0) {
+            s.droppedAfterStep++;
+            break;
+          }
           this.discipline.addSample(s.cfg.id, ev.sample, now);
           changed = true;
           break;

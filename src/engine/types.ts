@@ -22,6 +22,11 @@ export interface Transmit {
    * `handleTxTimestamp(tag, instant)` (interleaved mode).
    */
   txTag?: number;
+  /**
+   * If set, the I/O layer overwrites the NTP transmit timestamp (bytes 40-47) with its clock's
+   * time immediately before sending, so T3 excludes the time spent building the answer.
+   */
+  stampTransmit?: boolean;
 }
 
 /**

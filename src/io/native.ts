@@ -94,7 +94,8 @@ export interface NativeAddon {
     opts?: { reusePort?: boolean },
   ): NativeUdpHandle;
   /** Sends one datagram; returns its SOF_TIMESTAMPING_OPT_ID (0, 1, 2, ...) or -1 without TX stamps. */
-  udpSend(handle: NativeUdpHandle, data: Uint8Array, address: string, port: number): number;
+  /** With stampOffsetNs, writes CLOCK_REALTIME + stampOffsetNs as the NTP transmit timestamp (bytes 40-47) just before sending. */
+  udpSend(handle: NativeUdpHandle, data: Uint8Array, address: string, port: number, stampOffsetNs?: bigint): number;
   udpLocalPort(handle: NativeUdpHandle): number;
   /** Stops polling and closes the fd; idempotent. */
   udpClose(handle: NativeUdpHandle): void;

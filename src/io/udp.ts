@@ -7,14 +7,18 @@
  * daemon stamps RX on the callback (`timestamping: 'daemon'`) and never reports TX stamps.
  */
 import dgram from 'node:dgram';
-import type { Instant } from '../time/ntp-time.js';
+import { instantToNtp64, type Instant } from '../time/ntp-time.js';
 import type { Endpoint } from '../engine/types.js';
 import { native, type NativeAddon, type NativeUdpHandle } from './native.js';
 import { realtimeNow } from './realtime.js';
 
 export interface TimestampedSocket {
-  /** Sends a datagram; returns the id its TX timestamp will carry, or -1 if none will come. */
-  send(data: Uint8Array, to: Endpoint): number;
+  /**
+   * Sends a datagram; returns the id its TX timestamp will carry, or -1 if none will come.
+   * With `stampOffsetNs`, the NTP transmit timestamp (bytes 40-47) is set to CLOCK_REALTIME +
+   * stampOffsetNs immediately before the datagram leaves (in the addon, next to sendto()).
+   */
+  send(data: Uint8Array, to: Endpoint, stampOffsetNs?: bigint): number;
   localPort(): number;
   /** Idempotent. */
   close(): void;
@@ -74,10 +78,12 @@ class NativeSocket implements TimestampedSocket {
     }
   }
 
-  send(data: Uint8Array, to: Endpoint): number {
+  send(data: Uint8Array, to: Endpoint, stampOffsetNs?: bigint): number {
     if (this.closed) throw new Error('socket is closed');
     try {
-      return this.addon.udpSend(this.handle, data, to.address, to.port);
+      return stampOffsetNs === undefined
+        ? this.addon.udpSend(this.handle, data, to.address, to.port)
+        : this.addon.udpSend(this.handle, data, to.address, to.port, stampOffsetNs);
     } catch (e) {
       // Network conditions (EAGAIN, ENETUNREACH, ...) are not programming errors: report, go on.
       if (!isSystemError(e)) throw e;
@@ -115,8 +121,12 @@ class DgramSocket implements TimestampedSocket {
     });
   }
 
-  send(data: Uint8Array, to: Endpoint): number {
+  send(data: Uint8Array, to: Endpoint, stampOffsetNs?: bigint): number {
     if (this.closed) throw new Error('socket is closed');
+    if (stampOffsetNs !== undefined && data.length >= 48) {
+      const ts = instantToNtp64(realtimeNow() + stampOffsetNs);
+      new DataView(data.buffer, data.byteOffset, data.byteLength).setBigUint64(40, ts);
+    }
     this.sock.send(data, to.port, to.address, (err) => {
       if (err && !this.closed) this.opts.onError?.(err);
     });

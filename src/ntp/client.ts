@@ -294,7 +294,8 @@ export class ClientAssociation {
     const receive = prev ? this.random64(avoid) : 0n;
     avoid.push(receive);
     const transmit = this.random64(avoid);
-    const tag = this.xleave ? (this.tagCounter = (this.tagCounter % 0x7fff_ffff) + 1) : undefined;
+    // Always ask for the kernel TX timestamp: it replaces T1 in basic mode too.
+    const tag = (this.tagCounter = (this.tagCounter % 0x7fff_ffff) + 1);
     this.lastReq = { transmit, origin, receive, localTx: now, tag, presend, answered: false, prev };
     this.lastTxTime = now;
     const data = encodePacket({

@@ -158,6 +158,9 @@ export class NtpServer {
     });
 
     const out: Transmit = { socket: 'server', to: { address: from.address, port: from.port }, data: response };
+    // Basic mode: the I/O layer stamps T3 at the last moment (interleaved answers carry the
+    // kernel TX time of the previous answer instead).
+    if (!interleaved) out.stampTransmit = true;
     if (entry) {
       if (entry.txTag) this.tags.delete(entry.txTag);
       entry.rxNtp = rxNtp;

@@ -117,7 +117,13 @@ interface SimNode {
 
 type Ev =
   | { kind: 'timer'; node: SimNode; gen: number }
-  | { kind: 'deliver'; node: SimNode; socket: 'client' | 'server'; from: { address: string; port: number }; data: Uint8Array }
+  | {
+      kind: 'deliver';
+      node: SimNode;
+      socket: 'client' | 'server';
+      from: { address: string; port: number };
+      data: Uint8Array;
+    }
   | { kind: 'lie'; node: SimNode; offset: number }
   | { kind: 'action'; node: SimNode; run: (engine: Engine, now: Instant) => void };
 
@@ -152,7 +158,17 @@ export function runSimulation(sc: Scenario): SimulationResult {
       },
       { random: nodeRng.fork().fn() },
     );
-    const node: SimNode = { spec, index, osc, clock, engine, clientPort: 40000 + index, timerGen: 0, timerTarget: null, steps: 0 };
+    const node: SimNode = {
+      spec,
+      index,
+      osc,
+      clock,
+      engine,
+      clientPort: 40000 + index,
+      timerGen: 0,
+      timerTarget: null,
+      steps: 0,
+    };
     if (byAddr.has(spec.address)) throw new Error(`duplicate node address ${spec.address}`);
     byAddr.set(spec.address, node);
     nodes.push(node);
@@ -179,7 +195,12 @@ export function runSimulation(sc: Scenario): SimulationResult {
         node.steps++;
         break;
       case 'status':
-        node.clock.setStatus({ synchronized: a.synchronized, leap: a.leap, maxErrorS: a.maxErrorS, estErrorS: a.estErrorS });
+        node.clock.setStatus({
+          synchronized: a.synchronized,
+          leap: a.leap,
+          maxErrorS: a.maxErrorS,
+          estErrorS: a.estErrorS,
+        });
         break;
     }
   };

@@ -55,9 +55,15 @@ describe('interop harness (chronyd, NTPsec, tshark, probe)', { skip }, () => {
   after(async () => {
     // Nothing of ours may be left: namespaces, daemons, captures.
     const prefix = nsName('x').slice(0, -1);
-    assert.deepEqual((await listNamespaces()).filter((n) => n.startsWith(prefix)), []);
+    assert.deepEqual(
+      (await listNamespaces()).filter((n) => n.startsWith(prefix)),
+      [],
+    );
     assert.deepEqual(ownNamespaces(), []);
-    assert.deepEqual(liveManagedProcesses().map((p) => `${p.name} ${p.pid}`), []);
+    assert.deepEqual(
+      liveManagedProcesses().map((p) => `${p.name} ${p.pid}`),
+      [],
+    );
     assert.deepEqual(ownStrayProcesses(), []);
   });
 
@@ -134,21 +140,35 @@ describe('interop harness (chronyd, NTPsec, tshark, probe)', { skip }, () => {
     }
   });
 
-  it('NTPsec ntpd serves from its local refclock; ntpdig and the probe read it', { timeout: 120_000 }, async () => {
-    const cleanups: Array<() => Promise<void>> = [];
-    try {
-      const pair = await createNetnsPair({ tag: 'm', subnet: 3 });
-      cleanups.push(() => pair.destroy());
-      const ntpd = await startNtpd({ ns: pair.server, localStratum: 1 });
-      cleanups.push(() => ntpd.stop());
-      await ntpd.waitForSysPeer(undefined, 30_000);
-      const probe = await probeInNs(pair.client, pair.serverAddr, 123, { count: 8 });
-      console.log(`# probe of ntpd: offset ${(probe.offset * 1e6).toFixed(1)} us, stratum ${probe.best!.stratum}, leap ${probe.best!.leap}`);
-      assert.ok(Math.abs(probe.offset) < 1e-3, `served time off by ${probe.offset} s`);
-      const dig = await ntpdig(pair.client, pair.serverAddr);
-      assert.ok(Math.abs(dig.offset) < 0.01, `ntpdig offset ${dig.offset}`);
-    } finally {
-      await unwind(cleanups);
-    }
-  });
+  it(
+    'NTPsec ntpd serves as an orphan stratum-1; chronyd, ntpdig and the probe read it',
+    { timeout: 120_000 },
+    async () => {
+      const cleanups: Array<() => Promise<void>> = [];
+      try {
+        const pair = await createNetnsPair({ tag: 'm', subnet: 3 });
+        cleanups.push(() => pair.destroy());
+        const ntpd = await startNtpd({ ns: pair.server, localStratum: 1 });
+        cleanups.push(() => ntpd.stop());
+        const client = await startChronyd({
+          ns: pair.client,
+          servers: [{ address: pair.serverAddr, options: 'iburst minpoll -2 maxpoll -2' }],
+        });
+        cleanups.push(() => client.stop());
+        const sel = await client.waitForSelected(pair.serverAddr, 20_000);
+        assert.equal(sel.stratum, 1);
+        const probe = await probeInNs(pair.client, pair.serverAddr, 123, { count: 8 });
+        console.log(
+          `# probe of ntpd: offset ${(probe.offset * 1e6).toFixed(1)} us, stratum ${probe.best!.stratum}, leap ${probe.best!.leap}`,
+        );
+        assert.equal(probe.best!.stratum, 1);
+        assert.equal(probe.best!.leap, 0);
+        assert.ok(Math.abs(probe.offset) < 1e-3, `served time off by ${probe.offset} s`);
+        const dig = await ntpdig(pair.client, pair.serverAddr);
+        assert.ok(Math.abs(dig.offset) < 0.01, `ntpdig offset ${dig.offset}`);
+      } finally {
+        await unwind(cleanups);
+      }
+    },
+  );
 });

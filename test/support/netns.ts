@@ -13,7 +13,16 @@
  * registered namespace deleted (synchronously), as a last resort behind the tests' finally blocks.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdtempSync,
+  chmodSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  type WriteStream,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -99,7 +108,9 @@ function allPids(): number[] {
 
 function procCmdline(pid: number): string[] {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s.length > 0);
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((s) => s.length > 0);
   } catch {
     return [];
   }
@@ -274,12 +285,7 @@ export class ManagedProcess {
   private readonly exitPromise: Promise<void>;
   private readonly listeners = new Set<() => void>();
 
-  constructor(
-    child: ChildProcess,
-    argv: string[],
-    name: string,
-    logFile?: string,
-  ) {
+  constructor(child: ChildProcess, argv: string[], name: string, logFile?: string) {
     if (child.pid === undefined) throw new Error(`${name}: spawn failed`);
     this.pid = child.pid;
     this.argv = argv;
@@ -331,7 +337,9 @@ export class ManagedProcess {
         if (this.exited) {
           done();
           reject(
-            new Error(`${this.name} exited (${this.exitCode ?? this.exitSignal}) before printing ${pattern}:\n${this.tail()}`),
+            new Error(
+              `${this.name} exited (${this.exitCode ?? this.exitSignal}) before printing ${pattern}:\n${this.tail()}`,
+            ),
           );
           return true;
         }

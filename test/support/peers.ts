@@ -7,15 +7,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  makeTempDir,
-  removeTempDir,
-  run,
-  runInNs,
-  startInNs,
-  waitFor,
-  type ManagedProcess,
-} from './netns.js';
+import { makeTempDir, removeTempDir, run, runInNs, startInNs, waitFor, type ManagedProcess } from './netns.js';
 
 export const NTPSEC_DIR = process.env['RUBIDIUM_NTPSEC_DIR'] ?? '/opt/rubidium-peers/ntpsec';
 const NTPSEC_PY = join(NTPSEC_DIR, 'usr/lib/python3/dist-packages');
@@ -149,7 +141,11 @@ export function parseChronySources(csv: string): ChronySource[] {
 }
 
 /** Runs `chronyc -h 127.0.0.1 -p PORT -n -c ARGS` inside `ns`; returns stdout. */
-export async function chronyc(ns: string, args: string[], opts: { cmdPort?: number; timeoutMs?: number } = {}): Promise<string> {
+export async function chronyc(
+  ns: string,
+  args: string[],
+  opts: { cmdPort?: number; timeoutMs?: number } = {},
+): Promise<string> {
   const r = await runInNs(
     ns,
     PEER_BINARIES.chronyc,
@@ -234,7 +230,8 @@ export async function startChronyd(opts: ChronydOptions): Promise<Chronyd> {
     sources: async () => parseChronySources(await chronyc(opts.ns, ['sources'], { cmdPort })),
     waitForSelected: (address, timeoutMs = 20_000) =>
       waitFor(
-        async () => (await self.sources()).find((s) => s.state === '*' && (address === undefined || s.address === address)),
+        async () =>
+          (await self.sources()).find((s) => s.state === '*' && (address === undefined || s.address === address)),
         { timeoutMs, intervalMs: 250, what: `chronyd in ${opts.ns} to select ${address ?? 'a source'}` },
       ).catch(async (e: Error) => {
         const src = await chronyc(opts.ns, ['sources'], { cmdPort }).catch(() => '');
@@ -266,8 +263,8 @@ export interface NtpdOptions {
   ns: string;
   servers?: ServerSpec[];
   /**
-   * Serve from the local clock: `refclock local stratum N`. Without it ntpd only serves once it
-   * has a synchronised upstream source.
+   * Serve the host clock as stratum N with no upstream source (`tos orphan N orphanwait 0`).
+   * Without it ntpd only serves synchronised time once it has selected an upstream source.
    */
   localStratum?: number;
   extraConfig?: string[];
@@ -341,8 +338,12 @@ export function ntpdConfig(opts: NtpdOptions, dir: string): string {
     'restrict ::1',
     `statsdir ${dir}/`,
   ];
-  if (opts.localStratum !== undefined) lines.push(`refclock local stratum ${opts.localStratum} minpoll 0 maxpoll 0 prefer`);
-  for (const s of opts.servers ?? []) lines.push(`server ${s.address} ${s.options ?? 'iburst minpoll 0 maxpoll 0'}`.trim());
+  // Orphan mode, not the LOCAL refclock: with `disable ntp` the clock is never "set", so a
+  // selected LOCAL(0) is served with LI=3 and a huge root dispersion. An orphan parent with no
+  // sources serves stratum N, LI=0, refid LOOP at once (orphanwait 0).
+  if (opts.localStratum !== undefined) lines.push(`tos orphan ${opts.localStratum} orphanwait 0`);
+  for (const s of opts.servers ?? [])
+    lines.push(`server ${s.address} ${s.options ?? 'iburst minpoll 0 maxpoll 0'}`.trim());
   lines.push(...(opts.extraConfig ?? []));
   return lines.join('\n') + '\n';
 }
@@ -389,7 +390,8 @@ export async function startNtpd(opts: NtpdOptions): Promise<Ntpd> {
     peers: async () => parseNtpqPeers(await ntpq(['-pn'])),
     waitForSysPeer: (address, timeoutMs = 30_000) =>
       waitFor(
-        async () => (await self.peers()).find((x) => x.tally === '*' && (address === undefined || x.remote === address)),
+        async () =>
+          (await self.peers()).find((x) => x.tally === '*' && (address === undefined || x.remote === address)),
         { timeoutMs, intervalMs: 500, what: `ntpd in ${opts.ns} to select ${address ?? 'a peer'}` },
       ).catch(async (e: Error) => {
         const peers = await ntpq(['-pn']).catch(() => '');
@@ -475,11 +477,16 @@ export async function startCapture(
   const file = join(dir, 'capture.pcapng');
   let proc: ManagedProcess;
   try {
-    proc = await startInNs(ns, PEER_BINARIES.tshark, ['-n', '-i', iface, '-f', opts.filter ?? 'udp port 123', '-w', file, '-q'], {
-      name: `tshark@${ns}`,
-      readyPattern: /Capturing on|Capture started/,
-      readyTimeoutMs: opts.readyTimeoutMs ?? 15_000,
-    });
+    proc = await startInNs(
+      ns,
+      PEER_BINARIES.tshark,
+      ['-n', '-i', iface, '-f', opts.filter ?? 'udp port 123', '-w', file, '-q'],
+      {
+        name: `tshark@${ns}`,
+        readyPattern: /Capturing on|Capture started/,
+        readyTimeoutMs: opts.readyTimeoutMs ?? 15_000,
+      },
+    );
   } catch (e) {
     removeTempDir(dir);
     throw e;
@@ -525,9 +532,13 @@ export interface CaptureAnalysis {
 export async function analyzeCapture(file: string, opts: { ntpPorts?: number[] } = {}): Promise<CaptureAnalysis> {
   requirePeers(['tshark']);
   const decode = (opts.ntpPorts ?? []).filter((p) => p !== 123).flatMap((p) => ['-d', `udp.port==${p},ntp`]);
-  const fields = await run(PEER_BINARIES.tshark, ['-n', '-r', file, ...decode, '-Y', 'ntp', '-T', 'fields', '-e', 'ntp.flags.mode'], {
-    timeoutMs: 60_000,
-  });
+  const fields = await run(
+    PEER_BINARIES.tshark,
+    ['-n', '-r', file, ...decode, '-Y', 'ntp', '-T', 'fields', '-e', 'ntp.flags.mode'],
+    {
+      timeoutMs: 60_000,
+    },
+  );
   const modes: Record<number, number> = {};
   let ntpPackets = 0;
   for (const l of fields.stdout.split('\n')) {

@@ -31,7 +31,7 @@ main().then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`probe-cli: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    process.stderr.write(`probe-cli: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     process.exitCode = 1;
   },
 );

@@ -93,8 +93,7 @@ export async function probeServer(address: string, port = 123, opts: ProbeOption
       const delay = diffSeconds(t4, t1) - diffSeconds(t3, t2);
       const stratum = buf[1]!;
       const refRaw = buf.subarray(12, 16);
-      const refId =
-        stratum <= 1 ? refRaw.toString('latin1').replace(/\0+$/, '') : Array.from(refRaw).join('.');
+      const refId = stratum <= 1 ? refRaw.toString('latin1').replace(/\0+$/, '') : Array.from(refRaw).join('.');
       pending = null;
       p.resolve({
         t1: t1.toString(),
@@ -178,7 +177,8 @@ export async function probeInNs(
   if (opts.intervalMs !== undefined) args.push(`--interval=${opts.intervalMs}`);
   if (opts.timeoutMs !== undefined) args.push(`--timeout=${opts.timeoutMs}`);
   const r = await runInNs(ns, process.execPath, args, { timeoutMs: 60_000, check: false });
-  if (r.code !== 0 && r.code !== 2) throw new Error(`probe-cli failed (${r.code ?? r.signal}):\n${r.stdout}${r.stderr}`);
+  if (r.code !== 0 && r.code !== 2)
+    throw new Error(`probe-cli failed (${r.code ?? r.signal}):\n${r.stdout}${r.stderr}`);
   let res: ProbeResult;
   try {
     res = JSON.parse(r.stdout) as ProbeResult;

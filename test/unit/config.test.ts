@@ -19,11 +19,14 @@ function tmpdir(): string {
 }
 
 function throwsAt(text: string, re: RegExp): void {
-  assert.throws(() => parseConfigText(text, 'test.conf'), (e: unknown) => {
-    assert.ok(e instanceof ConfigError, `not a ConfigError: ${String(e)}`);
-    assert.match(e.message, re);
-    return true;
-  });
+  assert.throws(
+    () => parseConfigText(text, 'test.conf'),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError, `not a ConfigError: ${String(e)}`);
+      assert.match(e.message, re);
+      return true;
+    },
+  );
 }
 
 test('server and pool with every option', () => {
@@ -47,13 +50,35 @@ pool pool2.example.org
     host: 'ntp1.example.net',
     origin: 'a.conf:6',
     options: {
-      minpoll: 4, maxpoll: 8, iburst: true, burst: true, prefer: true, noselect: true, trust: true, require: true,
-      maxdelay: 0.5, xleave: true, port: 1123, offline: true, version: 3,
+      minpoll: 4,
+      maxpoll: 8,
+      iburst: true,
+      burst: true,
+      prefer: true,
+      noselect: true,
+      trust: true,
+      require: true,
+      maxdelay: 0.5,
+      xleave: true,
+      port: 1123,
+      offline: true,
+      version: 3,
     },
   });
   assert.deepEqual(s1!.options, {
-    minpoll: 6, maxpoll: 10, iburst: false, burst: false, prefer: false, noselect: false, trust: false,
-    require: false, maxdelay: 3, xleave: false, port: 123, offline: false, version: null,
+    minpoll: 6,
+    maxpoll: 10,
+    iburst: false,
+    burst: false,
+    prefer: false,
+    noselect: false,
+    trust: false,
+    require: false,
+    maxdelay: 3,
+    xleave: false,
+    port: 123,
+    offline: false,
+    version: null,
   });
   assert.equal(s1!.maxsources, undefined);
   assert.equal(p0!.type, 'pool');
@@ -210,7 +235,10 @@ test('include with a glob, confdir precedence, sourcedir', () => {
       `include ${dir}/inc/*.conf\nconfdir ${dir}/d1 ${dir}/d2 ${dir}/missing\nsourcedir ${dir}/src\ninclude ${dir}/nomatch/*.conf\n`,
     );
     const c = loadConfigFile(main);
-    assert.deepEqual(c.sources.map((s) => s.host), ['a.example', 'b.example', 's1.example', 'p.example']);
+    assert.deepEqual(
+      c.sources.map((s) => s.host),
+      ['a.example', 'b.example', 's1.example', 'p.example'],
+    );
     assert.equal(c.sources[0]!.origin, `${dir}/inc/a.conf:1`);
     assert.equal(c.sources[2]!.origin, `${dir}/src/one.sources:2`);
     // 10-y (d2) then 20-x from d1 (first directory wins): port ends at 1000.
@@ -229,14 +257,21 @@ test('include with a glob, confdir precedence, sourcedir', () => {
     // Recursive include is stopped.
     fs.writeFileSync(path.join(dir, 'loop.conf'), `include ${dir}/loop.conf\n`);
     assert.throws(() => loadConfigFile(path.join(dir, 'loop.conf')), /maximum include level/);
-    assert.throws(() => loadConfigFile(path.join(dir, 'nonexistent.conf')), /nonexistent\.conf: cannot read configuration/);
+    assert.throws(
+      () => loadConfigFile(path.join(dir, 'nonexistent.conf')),
+      /nonexistent\.conf: cannot read configuration/,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 
 test('include/confdir use the injected file system', () => {
-  const files: Record<string, string> = { '/etc/x/1.conf': 'server one', '/etc/x/2.conf': 'server two', '/etc/x/.h.conf': 'bogus' };
+  const files: Record<string, string> = {
+    '/etc/x/1.conf': 'server one',
+    '/etc/x/2.conf': 'server two',
+    '/etc/x/.h.conf': 'bogus',
+  };
   const fsx = {
     readFile: (p: string): string => {
       if (!(p in files)) throw new Error('ENOENT');
@@ -245,7 +280,11 @@ test('include/confdir use the injected file system', () => {
     readdir: (d: string): string[] => {
       // Direct children (files and directories) of d.
       const prefix = d.endsWith('/') ? d : d + '/';
-      const names = new Set(Object.keys(files).filter((f) => f.startsWith(prefix)).map((f) => f.slice(prefix.length).split('/')[0]!));
+      const names = new Set(
+        Object.keys(files)
+          .filter((f) => f.startsWith(prefix))
+          .map((f) => f.slice(prefix.length).split('/')[0]!),
+      );
       if (names.size === 0) throw new Error('ENOENT');
       return [...names];
     },
@@ -253,9 +292,15 @@ test('include/confdir use the injected file system', () => {
   assert.deepEqual(expandGlob('/etc/x/?.conf', fsx), ['/etc/x/1.conf', '/etc/x/2.conf']);
   assert.deepEqual(expandGlob('/etc/[x]/2.*', fsx), ['/etc/x/2.conf']);
   const c = parseConfigText('include /etc/x/*.conf\n', '/etc/main.conf', { fs: fsx });
-  assert.deepEqual(c.sources.map((s) => s.host), ['one', 'two']);
+  assert.deepEqual(
+    c.sources.map((s) => s.host),
+    ['one', 'two'],
+  );
   const d = parseConfigText('confdir /etc/x\n', '/etc/main.conf', { fs: fsx });
-  assert.deepEqual(d.sources.map((s) => s.host), ['one', 'two']);
+  assert.deepEqual(
+    d.sources.map((s) => s.host),
+    ['one', 'two'],
+  );
 });
 
 test('DEFAULT_CONFIG_TEXT parses into the localhost test server', () => {
@@ -309,7 +354,10 @@ rtcsync
   }
   const c = parseConfigText(texts[1]!, 'x.conf');
   const printed = formatConfig(c);
-  assert.match(printed, /^server ntp1\.example\.net minpoll 4 maxpoll 8 maxdelay 0\.5 port 1123 version 3 iburst burst prefer noselect trust require xleave offline$/m);
+  assert.match(
+    printed,
+    /^server ntp1\.example\.net minpoll 4 maxpoll 8 maxdelay 0\.5 port 1123 version 3 iburst burst prefer noselect trust require xleave offline$/m,
+  );
   assert.match(printed, /^# warning: x\.conf:21: directive 'rtcsync' is not supported yet, ignored$/m);
   assert.match(printed, /^bindcmdaddress \/$/m);
 });

@@ -24,13 +24,34 @@ function tmpdir(): string {
 }
 
 const tracking: TrackingReport = {
-  refId: 0xc0000201, refName: '192.0.2.1', stratum: 2, refTimeNs: '1700000000000000000', systemTimeOffset: -2e-5,
-  lastOffset: 1e-5, rmsOffset: 2e-5, frequencyPpm: 1.5, residualFreqPpm: 0, skewPpm: 0.05, rootDelay: 0.01,
-  rootDispersion: 0.001, updateInterval: 64, leapStatus: 'Normal',
+  refId: 0xc0000201,
+  refName: '192.0.2.1',
+  stratum: 2,
+  refTimeNs: '1700000000000000000',
+  systemTimeOffset: -2e-5,
+  lastOffset: 1e-5,
+  rmsOffset: 2e-5,
+  frequencyPpm: 1.5,
+  residualFreqPpm: 0,
+  skewPpm: 0.05,
+  rootDelay: 0.01,
+  rootDispersion: 0.001,
+  updateInterval: 64,
+  leapStatus: 'Normal',
 };
 const source: SourceReport = {
-  mode: 'server', state: '*', name: 'ntp.example', address: '192.0.2.1', port: 123, stratum: 1, poll: 6, reach: 255,
-  lastRxAgo: 30, adjustedOffset: 1e-5, measuredOffset: 1.2e-5, error: 3e-3,
+  mode: 'server',
+  state: '*',
+  name: 'ntp.example',
+  address: '192.0.2.1',
+  port: 123,
+  stratum: 1,
+  poll: 6,
+  reach: 255,
+  lastRxAgo: 30,
+  adjustedOffset: 1e-5,
+  measuredOffset: 1.2e-5,
+  error: 3e-3,
 };
 
 const handler = commandTable({
@@ -88,10 +109,19 @@ test('unix socket: round trip, errors, permissions, stale socket', async () => {
       assert.equal(fs.statSync(path.dirname(sockPath)).mode & 0o777, 0o750);
       const target = { kind: 'unix' as const, path: sockPath };
       assert.deepEqual(await sendControlRequest(target, { cmd: 'tracking', args: [] }), { ok: true, data: tracking });
-      assert.deepEqual(await sendControlRequest(target, { cmd: 'echo', args: ['a', 'b'] }), { ok: true, data: ['a', 'b'] });
-      assert.deepEqual(await sendControlRequest(target, { cmd: 'nosuch', args: [] }), { ok: false, error: "unknown command 'nosuch'" });
+      assert.deepEqual(await sendControlRequest(target, { cmd: 'echo', args: ['a', 'b'] }), {
+        ok: true,
+        data: ['a', 'b'],
+      });
+      assert.deepEqual(await sendControlRequest(target, { cmd: 'nosuch', args: [] }), {
+        ok: false,
+        error: "unknown command 'nosuch'",
+      });
       assert.deepEqual(await sendControlRequest(target, { cmd: 'boom', args: [] }), { ok: false, error: 'kaboom' });
-      assert.match((await sendControlRequest(target, { cmd: 'big', args: [] }) as { error: string }).error, /response too large/);
+      assert.match(
+        ((await sendControlRequest(target, { cmd: 'big', args: [] })) as { error: string }).error,
+        /response too large/,
+      );
 
       // Raw: malformed JSON, several lines on one connection, oversized line.
       const raw = (payload: string): Promise<string[]> =>
@@ -104,11 +134,14 @@ test('unix socket: round trip, errors, permissions, stale socket', async () => {
           c.write(payload, () => setTimeout(() => c.end(), 100));
         });
       const lines = await raw('{oops\n{"cmd":"echo","args":["1"]}\n\n[]\n');
-      assert.deepEqual(lines.map((l) => JSON.parse(l) as unknown), [
-        { ok: false, error: 'malformed request: invalid JSON' },
-        { ok: true, data: ['1'] },
-        { ok: false, error: 'malformed request: not an object' },
-      ]);
+      assert.deepEqual(
+        lines.map((l) => JSON.parse(l) as unknown),
+        [
+          { ok: false, error: 'malformed request: invalid JSON' },
+          { ok: true, data: ['1'] },
+          { ok: false, error: 'malformed request: not an object' },
+        ],
+      );
       const big = await raw('{"cmd":"echo","args":["' + 'z'.repeat(MAX_REQUEST_BYTES + 10));
       assert.equal(big.length, 1);
       assert.match(big[0]!, /request too large/);
@@ -142,11 +175,18 @@ test('unix socket: round trip, errors, permissions, stale socket', async () => {
 });
 
 test('udp: round trip, unknown command, malformed and oversized datagrams, rate limit', async () => {
-  const srv = await startControlServer({ udp: { address: '127.0.0.1', port: 0 }, handler, rateLimit: { rate: 1, burst: 8 } });
+  const srv = await startControlServer({
+    udp: { address: '127.0.0.1', port: 0 },
+    handler,
+    rateLimit: { rate: 1, burst: 8 },
+  });
   try {
     const target = { kind: 'udp' as const, host: '127.0.0.1', port: srv.udpPort! };
     assert.deepEqual(await sendControlRequest(target, { cmd: 'sources', args: [] }), { ok: true, data: [source] });
-    assert.deepEqual(await sendControlRequest(target, { cmd: 'x', args: [] }), { ok: false, error: "unknown command 'x'" });
+    assert.deepEqual(await sendControlRequest(target, { cmd: 'x', args: [] }), {
+      ok: false,
+      error: "unknown command 'x'",
+    });
     const rawUdp = (payload: Buffer | string): Promise<string> =>
       new Promise((resolve, reject) => {
         const s = dgram.createSocket('udp4');
@@ -183,7 +223,10 @@ test('udp: round trip, unknown command, malformed and oversized datagrams, rate 
 test('client: unreachable daemon is a transport error', async () => {
   const dir = tmpdir();
   try {
-    await assert.rejects(sendControlRequest({ kind: 'unix', path: path.join(dir, 'none.sock') }, { cmd: 'tracking', args: [] }, 500), ControlTransportError);
+    await assert.rejects(
+      sendControlRequest({ kind: 'unix', path: path.join(dir, 'none.sock') }, { cmd: 'tracking', args: [] }, 500),
+      ControlTransportError,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -198,17 +241,25 @@ test('rubidiumc: option parsing, target selection, mask/address syntax', () => {
   assert.equal((parseArgs(['-x']) as { exit: number }).exit, 1);
   assert.equal((parseArgs(['-p', 'abc']) as { exit: number }).exit, 1);
   const none = (): boolean => false;
-  assert.deepEqual(resolveTargets({ hosts: null, port: 323 }, {}, none), [{ kind: 'udp', host: '127.0.0.1', port: 323 }]);
-  assert.deepEqual(resolveTargets({ hosts: null, port: 323 }, { RUBIDIUM_SOCKET: '/tmp/s' }, none), [{ kind: 'unix', path: '/tmp/s' }]);
-  assert.deepEqual(resolveTargets({ hosts: null, port: 9 }, {}, () => true), [
-    { kind: 'unix', path: '/var/run/rubidium/rubidiumd.sock' },
-    { kind: 'udp', host: '127.0.0.1', port: 9 },
+  assert.deepEqual(resolveTargets({ hosts: null, port: 323 }, {}, none), [
+    { kind: 'udp', host: '127.0.0.1', port: 323 },
   ]);
+  assert.deepEqual(resolveTargets({ hosts: null, port: 323 }, { RUBIDIUM_SOCKET: '/tmp/s' }, none), [
+    { kind: 'unix', path: '/tmp/s' },
+  ]);
+  assert.deepEqual(
+    resolveTargets({ hosts: null, port: 9 }, {}, () => true),
+    [
+      { kind: 'unix', path: '/var/run/rubidium/rubidiumd.sock' },
+      { kind: 'udp', host: '127.0.0.1', port: 9 },
+    ],
+  );
   assert.deepEqual(resolveTargets({ hosts: '/a.sock,[::1]', port: 5 }, {}, none), [
     { kind: 'unix', path: '/a.sock' },
     { kind: 'udp', host: '::1', port: 5 },
   ]);
-  for (const ok of ['192.0.2.1', '192.0.2.0/24', '255.255.255.0/192.0.2.0', '2001:db8::/32', 'ntp.example.org']) assert.ok(isMaskAddress(ok), ok);
+  for (const ok of ['192.0.2.1', '192.0.2.0/24', '255.255.255.0/192.0.2.0', '2001:db8::/32', 'ntp.example.org'])
+    assert.ok(isMaskAddress(ok), ok);
   for (const bad of ['192.0.2.0/33', '1.2.3.4/::1', '256.1.1.1/8', 'a b']) assert.ok(!isMaskAddress(bad), bad);
 });
 
@@ -267,13 +318,26 @@ test('rubidiumc waitsync gives up after max tries; no daemon prints 506', async 
   const unsynced = { ...tracking, refId: 0x7f7f0101, refName: '' };
   const dir = tmpdir();
   const sock = path.join(dir, 'rb.sock');
-  const srv = await startControlServer({ unixPath: sock, handler: commandTable({ tracking: () => okResponse(unsynced) }) });
+  const srv = await startControlServer({
+    unixPath: sock,
+    handler: commandTable({ tracking: () => okResponse(unsynced) }),
+  });
   try {
     let sleeps = 0;
     const c = capture();
-    const code = await main(['waitsync', '3', '0', '0', '2'], { ...c.io, env: { RUBIDIUM_SOCKET: sock }, sleep: async (ms) => void (sleeps += ms) });
+    const code = await main(['waitsync', '3', '0', '0', '2'], {
+      ...c.io,
+      env: { RUBIDIUM_SOCKET: sock },
+      sleep: async (ms) => void (sleeps += ms),
+    });
     assert.equal(code, 1);
-    assert.equal(c.out.join('').split('\n').filter((l) => l.startsWith('try: ')).length, 3);
+    assert.equal(
+      c.out
+        .join('')
+        .split('\n')
+        .filter((l) => l.startsWith('try: ')).length,
+      3,
+    );
     assert.match(c.out.join(''), /^try: 3, refid: 7F7F0101, correction: 0\.000020000, skew: 0\.050$/m);
     assert.equal(sleeps, 4000); // two waits of 2 s between three tries
   } finally {

@@ -3,8 +3,22 @@ import assert from 'node:assert/strict';
 import { DEFAULT_SELECTION, largestOverlap, selectSources, type Candidate } from '../../src/discipline/selection.js';
 
 const opts0 = { prefer: false, noselect: false, trust: false, require: false };
-function c(id: string, offset: number, dist: number, over: Partial<Candidate> & { o?: Partial<typeof opts0> } = {}): Candidate {
-  return { id, opts: { ...opts0, ...(over.o ?? {}) }, usable: true, offset, rootDistance: dist, stdDev: 1e-4, stratum: 1, ...over };
+function c(
+  id: string,
+  offset: number,
+  dist: number,
+  over: Partial<Candidate> & { o?: Partial<typeof opts0> } = {},
+): Candidate {
+  return {
+    id,
+    opts: { ...opts0, ...(over.o ?? {}) },
+    usable: true,
+    offset,
+    rootDistance: dist,
+    stdDev: 1e-4,
+    stratum: 1,
+    ...over,
+  };
 }
 
 test('largest overlap (Marzullo) by endpoint sweep', () => {
@@ -28,7 +42,13 @@ test('largest overlap (Marzullo) by endpoint sweep', () => {
 });
 
 test('falsetickers are marked x, truechimers combined', () => {
-  const r = selectSources([c('a', 0, 0.01), c('b', 0.002, 0.01), c('c', -0.003, 0.02), c('d', 0.5, 0.01), c('e', -0.4, 0.01)]);
+  const r = selectSources([
+    c('a', 0, 0.01),
+    c('b', 0.002, 0.01),
+    c('c', -0.003, 0.02),
+    c('d', 0.5, 0.01),
+    c('e', -0.4, 0.01),
+  ]);
   assert.equal(r.reason, '');
   assert.equal(r.states.get('d'), 'x');
   assert.equal(r.states.get('e'), 'x');
@@ -40,7 +60,13 @@ test('falsetickers are marked x, truechimers combined', () => {
 });
 
 test('no majority: no selection', () => {
-  const r = selectSources([c('a', 0, 0.01), c('b', 0.001, 0.01), c('c', 0.5, 0.01), c('d', -0.5, 0.01), c('e', 1.5, 0.01)]);
+  const r = selectSources([
+    c('a', 0, 0.01),
+    c('b', 0.001, 0.01),
+    c('c', 0.5, 0.01),
+    c('d', -0.5, 0.01),
+    c('e', 1.5, 0.01),
+  ]);
   assert.equal(r.selected, undefined);
   assert.equal(r.reason, 'no majority');
   assert.equal(r.states.get('c'), 'x');

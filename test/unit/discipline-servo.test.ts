@@ -75,7 +75,10 @@ test('makestep limit < 0 always steps; no makestep always slews', () => {
   for (let i = 0; i < 5; i++) {
     d.addSample('a', sample(t, 2), t);
     d.update(t);
-    assert.ok(drain(d).some((a) => a.type === 'step'), `update ${i}`);
+    assert.ok(
+      drain(d).some((a) => a.type === 'step'),
+      `update ${i}`,
+    );
     t = addSeconds(t, 66);
   }
   const s = new Discipline({});

@@ -20,12 +20,7 @@ import {
   formatWaitsyncTry,
   refIdToString,
 } from '../../src/cli/format.js';
-import type {
-  NtpDataReport,
-  ServerStatsReport,
-  SourceReport,
-  TrackingReport,
-} from '../../src/control/reports.js';
+import type { NtpDataReport, ServerStatsReport, SourceReport, TrackingReport } from '../../src/control/reports.js';
 
 const ns = (isoUtc: string): string => (BigInt(Date.parse(isoUtc)) * 1_000_000n).toString();
 const trimLines = (s: string): string =>
@@ -87,7 +82,10 @@ test('tracking: fast clock, unsynchronised local reference, sign words', () => {
   assert.match(out, /Frequency       : 12\.346 ppm fast\n/);
   assert.match(out, /Leap status     : Not synchronised\n$/);
   // A reference clock: the refid as text.
-  assert.match(formatTracking({ ...tracking, refId: 0x47505300, refName: '' }), /^Reference ID    : 47505300 \(GPS\)\n/);
+  assert.match(
+    formatTracking({ ...tracking, refId: 0x47505300, refName: '' }),
+    /^Reference ID    : 47505300 \(GPS\)\n/,
+  );
 });
 
 test('tracking CSV is one line of raw values', () => {
@@ -106,9 +104,48 @@ const SOURCES_EXAMPLE = `MS Name/IP address         Stratum Poll Reach LastRx La
 `;
 
 const sources: SourceReport[] = [
-  { mode: 'refclock', state: '*', name: 'GPS0', address: '', port: 0, stratum: 0, poll: 4, reach: 0o377, lastRxAgo: 11, adjustedOffset: -479e-9, measuredOffset: -621e-9, error: 134e-9 },
-  { mode: 'server', state: '?', name: 'foo.example.net', address: '192.0.2.1', port: 123, stratum: 2, poll: 6, reach: 0o377, lastRxAgo: 23, adjustedOffset: -923e-6, measuredOffset: -924e-6, error: 43e-3 },
-  { mode: 'server', state: '+', name: 'bar.example.net', address: '192.0.2.2', port: 123, stratum: 1, poll: 6, reach: 0o377, lastRxAgo: 21, adjustedOffset: -2629e-6, measuredOffset: -2619e-6, error: 86e-3 },
+  {
+    mode: 'refclock',
+    state: '*',
+    name: 'GPS0',
+    address: '',
+    port: 0,
+    stratum: 0,
+    poll: 4,
+    reach: 0o377,
+    lastRxAgo: 11,
+    adjustedOffset: -479e-9,
+    measuredOffset: -621e-9,
+    error: 134e-9,
+  },
+  {
+    mode: 'server',
+    state: '?',
+    name: 'foo.example.net',
+    address: '192.0.2.1',
+    port: 123,
+    stratum: 2,
+    poll: 6,
+    reach: 0o377,
+    lastRxAgo: 23,
+    adjustedOffset: -923e-6,
+    measuredOffset: -924e-6,
+    error: 43e-3,
+  },
+  {
+    mode: 'server',
+    state: '+',
+    name: 'bar.example.net',
+    address: '192.0.2.2',
+    port: 123,
+    stratum: 1,
+    poll: 6,
+    reach: 0o377,
+    lastRxAgo: 21,
+    adjustedOffset: -2629e-6,
+    measuredOffset: -2619e-6,
+    error: 86e-3,
+  },
 ];
 
 test('sources matches the chronyc man page example; header has chronyc trailing blanks and 79 "="', () => {
@@ -132,7 +169,9 @@ test('sources -v prints chronyc legend before the header; -n prints addresses; l
   assert.equal(lines[8], '||                                 |    |           \\');
   assert.equal(lines[9], SOURCES_HEADER);
   assert.match(formatSources(sources.slice(1, 2), { noDns: true }), /\n\^\? 192\.0\.2\.1 {21}2   6/);
-  const long = formatSources([{ ...sources[1]!, name: 'a-very-long-hostname.example.net', lastRxAgo: null, state: '*' }]);
+  const long = formatSources([
+    { ...sources[1]!, name: 'a-very-long-hostname.example.net', lastRxAgo: null, state: '*' },
+  ]);
   assert.match(long, /\n\^\* a-very-long-hostname.exa> {5}2   6   377     -   -923us/);
 });
 
@@ -145,7 +184,17 @@ test('sources CSV', () => {
 
 test('sourcestats: header from the man page, chronyc 4.3 column layout', () => {
   const out = formatSourceStats([
-    { name: 'foo.example.net', address: '192.0.2.1', np: 11, nr: 5, span: 2760, frequencyPpm: -0.001, freqSkewPpm: 0.045, offset: 12e-6, stdDev: 25e-6 },
+    {
+      name: 'foo.example.net',
+      address: '192.0.2.1',
+      np: 11,
+      nr: 5,
+      span: 2760,
+      frequencyPpm: -0.001,
+      freqSkewPpm: 0.045,
+      offset: 12e-6,
+      stdDev: 25e-6,
+    },
   ]);
   // The man page row ("0.045      1us") comes from an older chronyc that printed the offset
   // unsigned; 4.3 prints "%+S" (and below 9999.5 ns the unit is ns, so "1us" cannot occur).
@@ -160,7 +209,22 @@ test('sourcestats: header from the man page, chronyc 4.3 column layout', () => {
   assert.equal(v[8], '                           |   |   |     |          |          |             |');
   assert.equal(v[9], 'Name/IP Address            NP  NR  Span  Frequency  Freq Skew  Offset  Std Dev');
   assert.equal(
-    formatSourceStats([{ name: 'x', address: '192.0.2.1', np: 3, nr: 2, span: 130, frequencyPpm: 123456, freqSkewPpm: 2.5, offset: -0.5, stdDev: 0.002 }], { csv: true }),
+    formatSourceStats(
+      [
+        {
+          name: 'x',
+          address: '192.0.2.1',
+          np: 3,
+          nr: 2,
+          span: 130,
+          frequencyPpm: 123456,
+          freqSkewPpm: 2.5,
+          offset: -0.5,
+          stdDev: 0.002,
+        },
+      ],
+      { csv: true },
+    ),
     '192.0.2.1,3,2,130,123456.000,2.500,-0.500000000,0.002000000\n',
   );
 });
@@ -206,11 +270,33 @@ test('C-compatible number formatting (glibc rounding, exponent digits)', () => {
 
 test('ntpdata matches the chronyc man page example exactly', () => {
   const r: NtpDataReport = {
-    remoteAddress: '203.0.113.15', remotePort: 123, localAddress: '203.0.113.74', leap: 0, version: 4, mode: 4,
-    stratum: 1, poll: 10, precision: -24, rootDelay: 0.000015, rootDispersion: 0.000015, refId: 0x47505300,
-    refTimeNs: ns('2016-11-25T15:22:12Z'), offset: -0.000060878, peerDelay: 0.000175634, peerDispersion: 0.000000681,
-    responseTime: 0.00005305, jitterAsymmetry: 0, ntpTests: '111 111 1111', interleaved: false, authenticated: false,
-    txTimestamping: 'Kernel', rxTimestamping: 'Kernel', totalTx: 24, totalRx: 24, totalValidRx: 24, totalGoodRx: 22,
+    remoteAddress: '203.0.113.15',
+    remotePort: 123,
+    localAddress: '203.0.113.74',
+    leap: 0,
+    version: 4,
+    mode: 4,
+    stratum: 1,
+    poll: 10,
+    precision: -24,
+    rootDelay: 0.000015,
+    rootDispersion: 0.000015,
+    refId: 0x47505300,
+    refTimeNs: ns('2016-11-25T15:22:12Z'),
+    offset: -0.000060878,
+    peerDelay: 0.000175634,
+    peerDispersion: 0.000000681,
+    responseTime: 0.00005305,
+    jitterAsymmetry: 0,
+    ntpTests: '111 111 1111',
+    interleaved: false,
+    authenticated: false,
+    txTimestamping: 'Kernel',
+    rxTimestamping: 'Kernel',
+    totalTx: 24,
+    totalRx: 24,
+    totalValidRx: 24,
+    totalGoodRx: 22,
   };
   const expected = `Remote address  : 203.0.113.15 (CB00710F)
 Remote port     : 123
@@ -244,7 +330,10 @@ Total good RX   : 22
   assert.equal(formatNtpDataList([r, r]), '\n' + expected + '\n' + expected);
   assert.equal(formatNtpDataList([r], { addressGiven: true }), expected);
   const csv = formatNtpData(r, { csv: true });
-  assert.match(csv, /^203\.0\.113\.15,CB00710F,123,203\.0\.113\.74,CB00714A,Normal,4,Server,1,10,1024,-24,0\.000000060,/);
+  assert.match(
+    csv,
+    /^203\.0\.113\.15,CB00710F,123,203\.0\.113\.74,CB00714A,Normal,4,Server,1,10,1024,-24,0\.000000060,/,
+  );
   assert.match(csv, /,111,111,1111,No,No,Kernel,Kernel,24,24,24,22\n$/);
   // Stratum > 1: no refid text.
   assert.match(formatNtpData({ ...r, stratum: 2, refId: 0xc0000201 }), /Reference ID    : C0000201 \(\)\n/);
@@ -261,8 +350,30 @@ test('reference IDs of addresses and refid text', () => {
 
 test('clients matches the chronyc man page example', () => {
   const out = formatClients([
-    { address: 'localhost', ntpHits: 2, ntpDrops: 0, ntpInterval: 2, ntpIntervalLast: null, lastNtpAgo: 133, cmdHits: 15, cmdDrops: 0, cmdInterval: -1, lastCmdAgo: 7 },
-    { address: 'foo.example.net', ntpHits: 12, ntpDrops: 0, ntpInterval: 6, ntpIntervalLast: null, lastNtpAgo: 23, cmdHits: 0, cmdDrops: 0, cmdInterval: null, lastCmdAgo: null },
+    {
+      address: 'localhost',
+      ntpHits: 2,
+      ntpDrops: 0,
+      ntpInterval: 2,
+      ntpIntervalLast: null,
+      lastNtpAgo: 133,
+      cmdHits: 15,
+      cmdDrops: 0,
+      cmdInterval: -1,
+      lastCmdAgo: 7,
+    },
+    {
+      address: 'foo.example.net',
+      ntpHits: 12,
+      ntpDrops: 0,
+      ntpInterval: 6,
+      ntpIntervalLast: null,
+      lastNtpAgo: 23,
+      cmdHits: 0,
+      cmdDrops: 0,
+      cmdInterval: null,
+      lastCmdAgo: null,
+    },
   ]);
   assert.equal(
     out,
@@ -276,9 +387,17 @@ foo.example.net                12      0   6   -    23       0      0   -     -
 
 test('serverstats, activity, status lines, waitsync line', () => {
   const s: ServerStatsReport = {
-    ntpPacketsReceived: 1234, ntpPacketsDropped: 5, cmdPacketsReceived: 6, cmdPacketsDropped: 0, clientLogSizeActive: 3,
-    clientLogMemory: 100, ntpAuthPacketsReceived: 0, ntpInterleavedPacketsReceived: 7, ntpTimestampsHeld: 8,
-    ntpTimestampSpan: 9, malformedDropped: { short: 2 },
+    ntpPacketsReceived: 1234,
+    ntpPacketsDropped: 5,
+    cmdPacketsReceived: 6,
+    cmdPacketsDropped: 0,
+    clientLogSizeActive: 3,
+    clientLogMemory: 100,
+    ntpAuthPacketsReceived: 0,
+    ntpInterleavedPacketsReceived: 7,
+    ntpTimestampsHeld: 8,
+    ntpTimestampSpan: 9,
+    malformedDropped: { short: 2 },
   };
   assert.equal(
     formatServerStats(s),
@@ -298,5 +417,8 @@ test('serverstats, activity, status lines, waitsync line', () => {
   assert.equal(formatStatus(200), '200 OK\n');
   assert.equal(formatStatus(501), '501 Not authorised\n');
   assert.equal(formatStatus(506), '506 Cannot talk to daemon\n');
-  assert.equal(formatWaitsyncTry(1, 0xcb00710f, 0.000006523, 0.129), 'try: 1, refid: CB00710F, correction: 0.000006523, skew: 0.129\n');
+  assert.equal(
+    formatWaitsyncTry(1, 0xcb00710f, 0.000006523, 0.129),
+    'try: 1, refid: CB00710F, correction: 0.000006523, skew: 0.129\n',
+  );
 });
