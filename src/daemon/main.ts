@@ -233,6 +233,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         minsources: conf.minsources,
         maxdistance: conf.maxdistance,
         initialFrequencyPpm: initialFreq,
+        initialSkewPpm: driftSkew,
         ...(conf.local ? { localStratum: conf.local } : {}),
       },
       server: { enabled: conf.port !== 0 && !oneShot, access: (a: string) => access.allowed(a), clientLogLimit: 4096 },
@@ -295,8 +296,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   const saveDrift = async () => {
     if (!conf.driftfile || clock.kind === 'simulated') return;
     try {
-      const t = engine.tracking(clock.now());
-      await writeDriftFile(conf.driftfile, t.frequencyPpm, t.skewPpm);
+      const d = engine.disciplineState;
+      await writeDriftFile(conf.driftfile, d.frequencyPpm, d.skewPpm);
     } catch (e) {
       log.warn(`Could not write ${conf.driftfile}: ${(e as Error).message}`);
     }
