@@ -29,7 +29,7 @@ export class DisciplinedClock implements Clock {
 
   /** Correction (seconds) that applies at raw instant `r`. */
   correctionAt(r: Instant): number {
-    return this.segCorrection + (this.freqPpm * 1e-6) * diffSeconds(r, this.segRaw);
+    return this.segCorrection + this.freqPpm * 1e-6 * diffSeconds(r, this.segRaw);
   }
 
   now(): Instant {

@@ -143,7 +143,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`rubidiumd (Rubidium) version ${VERSION}\n`);
     return 0;
   }
-  const log = makeLogger({ ...flags, noDetach: flags.noDetach || flags.printConfig || flags.measureOnceAndExit || flags.setOnceAndExit });
+  const log = makeLogger({
+    ...flags,
+    noDetach: flags.noDetach || flags.printConfig || flags.measureOnceAndExit || flags.setOnceAndExit,
+  });
   for (const w of flags.warnings) log.warn(w);
 
   let conf: Config;
@@ -169,14 +172,19 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (!flags.noDetach && !oneShot) return detach(argv);
 
   log.info(`rubidiumd version ${VERSION} starting (${flags.noClockControl ? 'virtual clock, -x' : 'system clock'})`);
-  if (!native) log.warn(`Warning: ${nativeLoadError ?? 'native addon unavailable'}; falling back to node:dgram with daemon timestamps`);
+  if (!native)
+    log.warn(
+      `Warning: ${nativeLoadError ?? 'native addon unavailable'}; falling back to node:dgram with daemon timestamps`,
+    );
 
   let clock: Clock;
   if (flags.noClockControl || flags.measureOnceAndExit) {
     clock = virtualClock(flags);
   } else {
     if (!native) {
-      process.stderr.write('rubidiumd: cannot discipline the system clock without the native addon (clock_adjtime); use -x\n');
+      process.stderr.write(
+        'rubidiumd: cannot discipline the system clock without the native addon (clock_adjtime); use -x\n',
+      );
       return 1;
     }
     try {
@@ -247,7 +255,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   const wantFamily = (f: 4 | 6) => flags.family === null || flags.family === f;
   try {
     if (conf.port !== 0 && !oneShot) {
-      const binds = conf.bindaddress.length ? conf.bindaddress : [wantFamily(4) ? '0.0.0.0' : '', wantFamily(6) ? '::' : ''].filter(Boolean);
+      const binds = conf.bindaddress.length
+        ? conf.bindaddress
+        : [wantFamily(4) ? '0.0.0.0' : '', wantFamily(6) ? '::' : ''].filter(Boolean);
       for (const address of binds) {
         const family = isIP(address) === 6 ? 6 : 4;
         try {
@@ -376,13 +386,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     runtime.onClockAction = (a) => {
       if (a.type === 'step' || a.type === 'frequency') stats.onClockUpdate(engine, clock.now());
       if (oneShot && a.type === 'step') {
-        process.stdout.write(`System clock wrong by ${a.seconds.toFixed(6)} seconds (${flags.measureOnceAndExit || flags.noClockControl ? 'ignored' : 'step'})\n`);
+        process.stdout.write(
+          `System clock wrong by ${a.seconds.toFixed(6)} seconds (${flags.measureOnceAndExit || flags.noClockControl ? 'ignored' : 'step'})\n`,
+        );
         void finish(0);
       }
     };
     runtime.start();
     timers.push(setInterval(() => stats.onPoll(engine, clock.now()), 1000));
-    if (conf.driftfile && !oneShot) timers.push(setInterval(() => void saveDrift(), (conf.driftfileInterval ?? 3600) * 1000));
+    if (conf.driftfile && !oneShot)
+      timers.push(setInterval(() => void saveDrift(), (conf.driftfileInterval ?? 3600) * 1000));
     const timeout = flags.timeoutS ?? (oneShot ? 30 : null);
     if (timeout !== null) {
       timers.push(
@@ -392,7 +405,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         }, timeout * 1000),
       );
     }
-    if (sources.length === 0 && !conf.local) log.info('No sources configured and no local stratum: serving unsynchronised time');
+    if (sources.length === 0 && !conf.local)
+      log.info('No sources configured and no local stratum: serving unsynchronised time');
   });
 }
 

@@ -27,7 +27,10 @@ export class StatsLogger {
   private readonly lastRx = new Map<string, number>();
   private readonly lastStats = new Map<string, string>();
 
-  constructor(conf: Config, private readonly log: RuntimeLogger) {
+  constructor(
+    conf: Config,
+    private readonly log: RuntimeLogger,
+  ) {
     if (!conf.logdir || conf.log.length === 0) return;
     try {
       mkdirSync(conf.logdir, { recursive: true });
@@ -35,7 +38,8 @@ export class StatsLogger {
       log.warn(`Could not create logdir ${conf.logdir}: ${(e as Error).message}`);
       return;
     }
-    if (conf.log.includes('measurements')) this.measurements = new LogFile(conf.logdir, 'measurements', MEASUREMENTS_BANNER);
+    if (conf.log.includes('measurements'))
+      this.measurements = new LogFile(conf.logdir, 'measurements', MEASUREMENTS_BANNER);
     if (conf.log.includes('statistics')) this.statistics = new LogFile(conf.logdir, 'statistics', STATISTICS_BANNER);
     if (conf.log.includes('tracking')) this.tracking = new LogFile(conf.logdir, 'tracking', TRACKING_BANNER);
   }

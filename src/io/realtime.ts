@@ -24,7 +24,10 @@ export const realtimeSource: 'clock_gettime' | 'hrtime-anchored' = native ? 'clo
 
 /** Current CLOCK_REALTIME, ns since the Unix epoch. */
 export const realtimeNow: () => Instant = native
-  ? ((addon) => () => addon.clockGettime(CLOCK_REALTIME))(native)
+  ? (
+      (addon) => () =>
+        addon.clockGettime(CLOCK_REALTIME)
+    )(native)
   : fallbackNow;
 
 /** The hrtime-anchored fallback, exported for tests. */

@@ -56,13 +56,9 @@ class NativeSocket implements TimestampedSocket {
     private readonly addon: NativeAddon,
     private readonly opts: OpenUdpOptions,
   ) {
-    this.handle = addon.udpOpen(
-      opts.family,
-      opts.address,
-      opts.port,
-      (kind, ...args) => this.onEvent(kind, args),
-      { reusePort: opts.reusePort === true },
-    );
+    this.handle = addon.udpOpen(opts.family, opts.address, opts.port, (kind, ...args) => this.onEvent(kind, args), {
+      reusePort: opts.reusePort === true,
+    });
   }
 
   private onEvent(kind: string, args: unknown[]): void {

@@ -49,10 +49,20 @@ interface Rubidiumd {
   stop(): Promise<void>;
 }
 
-async function startRubidiumd(ns: string, lines: string[], extraArgs: string[] = [], cmdPort = 11323): Promise<Rubidiumd> {
+async function startRubidiumd(
+  ns: string,
+  lines: string[],
+  extraArgs: string[] = [],
+  cmdPort = 11323,
+): Promise<Rubidiumd> {
   const dir = makeTempDir('rubidiumd');
   const conf = join(dir, 'rubidium.conf');
-  writeFileSync(conf, [...lines, `cmdport ${cmdPort}`, 'bindcmdaddress 127.0.0.1', `bindcmdaddress ${join(dir, 'cmd.sock')}`, ''].join('\n'));
+  writeFileSync(
+    conf,
+    [...lines, `cmdport ${cmdPort}`, 'bindcmdaddress 127.0.0.1', `bindcmdaddress ${join(dir, 'cmd.sock')}`, ''].join(
+      '\n',
+    ),
+  );
   let proc: ManagedProcess;
   try {
     proc = await startDaemon(ns, [process.execPath, RUBIDIUMD, '-x', '-d', '-f', conf, ...extraArgs], {
@@ -71,7 +81,15 @@ async function startRubidiumd(ns: string, lines: string[], extraArgs: string[] =
     ns,
     cmdPort,
     query: async <T>(cmd: string): Promise<T> => {
-      const r = await runInNs(ns, process.execPath, [RUBIDIUMC, '-h', '127.0.0.1', '-p', String(cmdPort), '--json', ...cmd.split(' ')]);
+      const r = await runInNs(ns, process.execPath, [
+        RUBIDIUMC,
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(cmdPort),
+        '--json',
+        ...cmd.split(' '),
+      ]);
       return JSON.parse(r.stdout) as T;
     },
     stop: async () => {
@@ -130,7 +148,9 @@ async function waitServedTime(
     if (good >= 3) return { ...last, seconds: (Date.now() - t0) / 1000 };
     await sleep(1000);
   }
-  throw new Error(`served time of ${address}:${port} not within ${limit * 1e6} µs after ${timeoutMs} ms; last error ${last ? (last.error * 1e6).toFixed(1) : '?'} µs`);
+  throw new Error(
+    `served time of ${address}:${port} not within ${limit * 1e6} µs after ${timeoutMs} ms; last error ${last ? (last.error * 1e6).toFixed(1) : '?'} µs`,
+  );
 }
 
 describe('rubidiumd with real peers on veth', { skip }, () => {
@@ -141,111 +161,139 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
 
   after(() => {
     assert.deepEqual(ownNamespaces(), []);
-    assert.deepEqual(liveManagedProcesses().map((p) => `${p.name} ${p.pid}`), []);
+    assert.deepEqual(
+      liveManagedProcesses().map((p) => `${p.name} ${p.pid}`),
+      [],
+    );
   });
 
-  it('(a,d,e) chronyd, ntpd and ntpdig accept rubidiumd as their server; capture not malformed', { timeout: 240_000 }, async () => {
-    const cleanups: Array<() => Promise<void>> = [];
-    try {
-      const pair = await createNetnsPair({ tag: 'ra', subnet: 2 });
-      cleanups.push(() => pair.destroy());
-      const capture = await startCapture(pair.server, pair.serverIf);
-      cleanups.push(() => capture.dispose());
-      const server = await startRubidiumd(pair.server, ['local stratum 1', 'allow all']);
-      cleanups.push(() => server.stop());
+  it(
+    '(a,d,e) chronyd, ntpd and ntpdig accept rubidiumd as their server; capture not malformed',
+    { timeout: 240_000 },
+    async () => {
+      const cleanups: Array<() => Promise<void>> = [];
+      try {
+        const pair = await createNetnsPair({ tag: 'ra', subnet: 2 });
+        cleanups.push(() => pair.destroy());
+        const capture = await startCapture(pair.server, pair.serverIf);
+        cleanups.push(() => capture.dispose());
+        const server = await startRubidiumd(pair.server, ['local stratum 1', 'allow all']);
+        cleanups.push(() => server.stop());
 
-      // The probe itself: rubidiumd serves the host clock (no source, local stratum 1).
-      const direct = await probeInNs(pair.client, pair.serverAddr, 123, { count: 16, intervalMs: 20 });
-      console.log(`# rubidiumd served-time error (probe): ${(direct.offset * 1e6).toFixed(1)} µs, delay ${(direct.delay * 1e6).toFixed(1)} µs`);
-      assert.ok(Math.abs(direct.offset) < LIMIT, `served time off by ${direct.offset}`);
-      assert.equal(direct.best!.stratum, 1);
-      assert.equal(direct.best!.leap, 0);
+        // The probe itself: rubidiumd serves the host clock (no source, local stratum 1).
+        const direct = await probeInNs(pair.client, pair.serverAddr, 123, { count: 16, intervalMs: 20 });
+        console.log(
+          `# rubidiumd served-time error (probe): ${(direct.offset * 1e6).toFixed(1)} µs, delay ${(direct.delay * 1e6).toFixed(1)} µs`,
+        );
+        assert.ok(Math.abs(direct.offset) < LIMIT, `served time off by ${direct.offset}`);
+        assert.equal(direct.best!.stratum, 1);
+        assert.equal(direct.best!.leap, 0);
 
-      // (a) chronyd -x client.
-      const chrony = await startChronyd({ ns: pair.client, servers: [{ address: pair.serverAddr, options: 'iburst minpoll -2 maxpoll -2' }] });
-      cleanups.push(() => chrony.stop());
-      const t0 = Date.now();
-      const sel = await chrony.waitForSelected(pair.serverAddr, 60_000);
-      console.log(`# chronyd selected rubidiumd after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-      assert.equal(sel.state, '*');
-      // Let chronyd settle, then check its estimate of rubidiumd's time against the truth: chronyd's
-      // clock is the host clock (-x), so its "System time" offset is its error about rubidiumd.
-      const tracking = await waitFor(
-        async () => {
-          const t = await chrony.tracking();
-          return Math.abs(t.systemTimeOffset) < LIMIT && Math.abs(t.lastOffset) < LIMIT ? t : null;
-        },
-        { timeoutMs: 60_000, intervalMs: 1000, what: 'chronyd offset about rubidiumd within 100 µs' },
-      );
-      console.log(`# chronyd tracking: system time ${(tracking.systemTimeOffset * 1e6).toFixed(1)} µs, last offset ${(tracking.lastOffset * 1e6).toFixed(1)} µs, stratum ${tracking.stratum}`);
-      assert.equal(tracking.stratum, 2);
-      await chrony.stop();
+        // (a) chronyd -x client.
+        const chrony = await startChronyd({
+          ns: pair.client,
+          servers: [{ address: pair.serverAddr, options: 'iburst minpoll -2 maxpoll -2' }],
+        });
+        cleanups.push(() => chrony.stop());
+        const t0 = Date.now();
+        const sel = await chrony.waitForSelected(pair.serverAddr, 60_000);
+        console.log(`# chronyd selected rubidiumd after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        assert.equal(sel.state, '*');
+        // Let chronyd settle, then check its estimate of rubidiumd's time against the truth: chronyd's
+        // clock is the host clock (-x), so its "System time" offset is its error about rubidiumd.
+        const tracking = await waitFor(
+          async () => {
+            const t = await chrony.tracking();
+            return Math.abs(t.systemTimeOffset) < LIMIT && Math.abs(t.lastOffset) < LIMIT ? t : null;
+          },
+          { timeoutMs: 60_000, intervalMs: 1000, what: 'chronyd offset about rubidiumd within 100 µs' },
+        );
+        console.log(
+          `# chronyd tracking: system time ${(tracking.systemTimeOffset * 1e6).toFixed(1)} µs, last offset ${(tracking.lastOffset * 1e6).toFixed(1)} µs, stratum ${tracking.stratum}`,
+        );
+        assert.equal(tracking.stratum, 2);
+        await chrony.stop();
 
-      // (d) ntpdig accepts the answers.
-      const dig = await ntpdig(pair.client, pair.serverAddr, { samples: 4 });
-      console.log(`# ntpdig offset ${(dig.offset * 1e6).toFixed(1)} µs stratum ${dig.stratum}`);
-      assert.equal(dig.stratum, 1);
-      assert.ok(Math.abs(dig.offset) < 1e-3, `ntpdig offset ${dig.offset}`);
+        // (d) ntpdig accepts the answers.
+        const dig = await ntpdig(pair.client, pair.serverAddr, { samples: 4 });
+        console.log(`# ntpdig offset ${(dig.offset * 1e6).toFixed(1)} µs stratum ${dig.stratum}`);
+        assert.equal(dig.stratum, 1);
+        assert.ok(Math.abs(dig.offset) < 1e-3, `ntpdig offset ${dig.offset}`);
 
-      // (d) NTPsec ntpd (clock discipline disabled) selects rubidiumd as its system peer.
-      const ntpd = await startNtpd({ ns: pair.client, servers: [{ address: pair.serverAddr, options: 'iburst minpoll 0 maxpoll 0' }] });
-      cleanups.push(() => ntpd.stop());
-      const peer = await ntpd.waitForSysPeer(pair.serverAddr, 90_000);
-      console.log(`# ntpd system peer: ${JSON.stringify(peer)}`);
-      assert.equal(peer.tally, '*');
-      await ntpd.stop();
+        // (d) NTPsec ntpd (clock discipline disabled) selects rubidiumd as its system peer.
+        const ntpd = await startNtpd({
+          ns: pair.client,
+          servers: [{ address: pair.serverAddr, options: 'iburst minpoll 0 maxpoll 0' }],
+        });
+        cleanups.push(() => ntpd.stop());
+        const peer = await ntpd.waitForSysPeer(pair.serverAddr, 90_000);
+        console.log(`# ntpd system peer: ${JSON.stringify(peer)}`);
+        assert.equal(peer.tally, '*');
+        await ntpd.stop();
 
-      // The server saw these clients and answered them.
-      const stats = await server.query<{ ntpPacketsReceived: number; ntpPacketsDropped: number }>('serverstats');
-      assert.ok(stats.ntpPacketsReceived > 10, `serverstats ${JSON.stringify(stats)}`);
+        // The server saw these clients and answered them.
+        const stats = await server.query<{ ntpPacketsReceived: number; ntpPacketsDropped: number }>('serverstats');
+        assert.ok(stats.ntpPacketsReceived > 10, `serverstats ${JSON.stringify(stats)}`);
 
-      // (e) every NTP packet of these exchanges decodes.
-      await capture.stop();
-      const a = await analyzeCapture(capture.file);
-      console.log(`# capture: ${a.ntpPackets} NTP packets, modes ${JSON.stringify(a.modes)}, malformed ${a.malformed}`);
-      assert.ok((a.modes[3] ?? 0) > 10 && (a.modes[4] ?? 0) > 10, `capture modes ${JSON.stringify(a.modes)}`);
-      assert.equal(a.malformed, 0, a.malformedFrames);
-    } finally {
-      await unwind(cleanups);
-    }
-  });
+        // (e) every NTP packet of these exchanges decodes.
+        await capture.stop();
+        const a = await analyzeCapture(capture.file);
+        console.log(
+          `# capture: ${a.ntpPackets} NTP packets, modes ${JSON.stringify(a.modes)}, malformed ${a.malformed}`,
+        );
+        assert.ok((a.modes[3] ?? 0) > 10 && (a.modes[4] ?? 0) > 10, `capture modes ${JSON.stringify(a.modes)}`);
+        assert.equal(a.malformed, 0, a.malformedFrames);
+      } finally {
+        await unwind(cleanups);
+      }
+    },
+  );
 
-  it('(b) rubidiumd client converges to a rubidiumd server that is 0.25 s and 20 ppm off', { timeout: 240_000 }, async () => {
-    const cleanups: Array<() => Promise<void>> = [];
-    try {
-      const pair = await createNetnsPair({ tag: 'rb', subnet: 3 });
-      cleanups.push(() => pair.destroy());
-      const capture = await startCapture(pair.client, pair.clientIf);
-      cleanups.push(() => capture.dispose());
-      const server = await startRubidiumd(pair.server, ['local stratum 1', 'allow all'], ['--inject-error', '0.25,20']);
-      cleanups.push(() => server.stop());
-      const client = await startRubidiumd(pair.client, [
-        `server ${pair.serverAddr} iburst minpoll -2 maxpoll -2`,
-        'makestep 0.1 3',
-        'allow all',
-      ]);
-      cleanups.push(() => client.stop());
-      await waitSelected(client);
-      // The truth for the client is the server's (wrong) time: the probe sees both from the client ns.
-      const serverOffset = async () => (await probeInNs(pair.client, pair.serverAddr, 123, { count: 8, intervalMs: 20 })).offset;
-      const r = await waitServedTime(pair.client, '127.0.0.1', 123, serverOffset, LIMIT, 120_000);
-      const tracking = await client.query<TrackingReport>('tracking');
-      console.log(
-        `# (b) converged in ${r.seconds.toFixed(0)} s after selection: served offset ${(r.probe.offset * 1e3).toFixed(3)} ms, error vs server ${(r.error * 1e6).toFixed(1)} µs; tracking last offset ${(tracking.lastOffset * 1e6).toFixed(1)} µs, freq ${tracking.frequencyPpm.toFixed(3)} ppm`,
-      );
-      assert.ok(Math.abs(r.probe.offset - 0.25) < 0.01, `client serves ${r.probe.offset}, expected about 0.25 s`);
-      assert.ok(Math.abs(tracking.lastOffset) < LIMIT, `tracking last offset ${tracking.lastOffset}`);
-      assert.notEqual(tracking.leapStatus, 'Not synchronised');
-      // The client learnt the 20 ppm: its frequency correction is about +20 ppm (chrony sign: fast/slow).
-      assert.ok(Math.abs(Math.abs(tracking.frequencyPpm) - 20) < 2, `frequency ${tracking.frequencyPpm}`);
-      await capture.stop();
-      const a = await analyzeCapture(capture.file);
-      assert.ok(a.ntpPackets > 10);
-      assert.equal(a.malformed, 0, a.malformedFrames);
-    } finally {
-      await unwind(cleanups);
-    }
-  });
+  it(
+    '(b) rubidiumd client converges to a rubidiumd server that is 0.25 s and 20 ppm off',
+    { timeout: 240_000 },
+    async () => {
+      const cleanups: Array<() => Promise<void>> = [];
+      try {
+        const pair = await createNetnsPair({ tag: 'rb', subnet: 3 });
+        cleanups.push(() => pair.destroy());
+        const capture = await startCapture(pair.client, pair.clientIf);
+        cleanups.push(() => capture.dispose());
+        const server = await startRubidiumd(
+          pair.server,
+          ['local stratum 1', 'allow all'],
+          ['--inject-error', '0.25,20'],
+        );
+        cleanups.push(() => server.stop());
+        const client = await startRubidiumd(pair.client, [
+          `server ${pair.serverAddr} iburst minpoll -2 maxpoll -2`,
+          'makestep 0.1 3',
+          'allow all',
+        ]);
+        cleanups.push(() => client.stop());
+        await waitSelected(client);
+        // The truth for the client is the server's (wrong) time: the probe sees both from the client ns.
+        const serverOffset = async () =>
+          (await probeInNs(pair.client, pair.serverAddr, 123, { count: 8, intervalMs: 20 })).offset;
+        const r = await waitServedTime(pair.client, '127.0.0.1', 123, serverOffset, LIMIT, 120_000);
+        const tracking = await client.query<TrackingReport>('tracking');
+        console.log(
+          `# (b) converged in ${r.seconds.toFixed(0)} s after selection: served offset ${(r.probe.offset * 1e3).toFixed(3)} ms, error vs server ${(r.error * 1e6).toFixed(1)} µs; tracking last offset ${(tracking.lastOffset * 1e6).toFixed(1)} µs, freq ${tracking.frequencyPpm.toFixed(3)} ppm`,
+        );
+        assert.ok(Math.abs(r.probe.offset - 0.25) < 0.01, `client serves ${r.probe.offset}, expected about 0.25 s`);
+        assert.ok(Math.abs(tracking.lastOffset) < LIMIT, `tracking last offset ${tracking.lastOffset}`);
+        assert.notEqual(tracking.leapStatus, 'Not synchronised');
+        // The client learnt the 20 ppm: its frequency correction is about +20 ppm (chrony sign: fast/slow).
+        assert.ok(Math.abs(Math.abs(tracking.frequencyPpm) - 20) < 2, `frequency ${tracking.frequencyPpm}`);
+        await capture.stop();
+        const a = await analyzeCapture(capture.file);
+        assert.ok(a.ntpPackets > 10);
+        assert.equal(a.malformed, 0, a.malformedFrames);
+      } finally {
+        await unwind(cleanups);
+      }
+    },
+  );
 
   it('(c) rubidiumd started 0.25 s and 20 ppm off converges to a chronyd server', { timeout: 240_000 }, async () => {
     const cleanups: Array<() => Promise<void>> = [];
@@ -280,13 +328,19 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
       cleanups.push(() => pair.destroy());
       const ntpd = await startNtpd({ ns: pair.server, localStratum: 3 });
       cleanups.push(() => ntpd.stop());
-      const client = await startRubidiumd(pair.client, [`server ${pair.serverAddr} iburst minpoll -2 maxpoll -2`, 'makestep 0.1 3', 'allow all']);
+      const client = await startRubidiumd(pair.client, [
+        `server ${pair.serverAddr} iburst minpoll -2 maxpoll -2`,
+        'makestep 0.1 3',
+        'allow all',
+      ]);
       cleanups.push(() => client.stop());
       const sel = await waitSelected(client, 90_000);
       assert.equal(sel.address, pair.serverAddr);
       const r = await waitServedTime(pair.server, pair.clientAddr, 123, () => 0, LIMIT, 120_000);
       const tracking = await client.query<TrackingReport>('tracking');
-      console.log(`# (d) rubidiumd synced to ntpd: stratum ${tracking.stratum}, served-time error ${(r.error * 1e6).toFixed(1)} µs`);
+      console.log(
+        `# (d) rubidiumd synced to ntpd: stratum ${tracking.stratum}, served-time error ${(r.error * 1e6).toFixed(1)} µs`,
+      );
       assert.equal(tracking.stratum, sel.stratum + 1);
     } finally {
       await unwind(cleanups);

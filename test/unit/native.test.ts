@@ -4,7 +4,14 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { CLOCK_MONOTONIC, CLOCK_REALTIME, native, nativeLoadError, type NativeAddon, type NativeUdpHandle } from '../../src/io/native.js';
+import {
+  CLOCK_MONOTONIC,
+  CLOCK_REALTIME,
+  native,
+  nativeLoadError,
+  type NativeAddon,
+  type NativeUdpHandle,
+} from '../../src/io/native.js';
 import { realtimeNow, realtimeNowFallback, realtimeSource } from '../../src/io/realtime.js';
 
 // Without the addon these tests fail loudly, unless the run says native is off on purpose.
@@ -236,7 +243,8 @@ test('raw native exchange: RX stamps and TX ids 0,1,2', { skip }, async () => {
   const rx: { data: Buffer; port: number; ts: bigint | null; at: bigint }[] = [];
   const tx: { id: number; ts: bigint }[] = [];
   const b = a.udpOpen(4, '127.0.0.1', 0, (kind, ...args) => {
-    if (kind === 'rx') rx.push({ data: args[0] as Buffer, port: args[2] as number, ts: args[3] as bigint | null, at: realtimeNow() });
+    if (kind === 'rx')
+      rx.push({ data: args[0] as Buffer, port: args[2] as number, ts: args[3] as bigint | null, at: realtimeNow() });
   });
   const s = a.udpOpen(4, '127.0.0.1', 0, (kind, ...args) => {
     if (kind === 'tx') tx.push({ id: args[0] as number, ts: args[1] as bigint });

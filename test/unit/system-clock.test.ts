@@ -1,7 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SystemClock, type SystemClockAddon } from '../../src/clock/system-clock.js';
-import { native, nativeLoadError, STA_DEL, STA_INS, STA_PLL, STA_UNSYNC, type AdjtimeRequest, type AdjtimeState } from '../../src/io/native.js';
+import {
+  native,
+  nativeLoadError,
+  STA_DEL,
+  STA_INS,
+  STA_PLL,
+  STA_UNSYNC,
+  type AdjtimeRequest,
+  type AdjtimeState,
+} from '../../src/io/native.js';
 
 const skip = process.env.RUBIDIUM_NO_NATIVE === '1' ? 'RUBIDIUM_NO_NATIVE=1' : false;
 

@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { native, nativeLoadError, type NativeAddon, type NativeUdpCallback, type NativeUdpHandle } from '../../src/io/native.js';
+import {
+  native,
+  nativeLoadError,
+  type NativeAddon,
+  type NativeUdpCallback,
+  type NativeUdpHandle,
+} from '../../src/io/native.js';
 import { realtimeNow } from '../../src/io/realtime.js';
 import { openUdpSocket, type OpenUdpOptions, type TimestampedSocket } from '../../src/io/udp.js';
 import type { Endpoint } from '../../src/engine/types.js';
@@ -29,7 +35,8 @@ function recorder(): {
     tx,
     errors,
     opts: {
-      onDatagram: (data, from, rxRealtime) => rx.push({ data: new Uint8Array(data), from, rx: rxRealtime, at: realtimeNow() }),
+      onDatagram: (data, from, rxRealtime) =>
+        rx.push({ data: new Uint8Array(data), from, rx: rxRealtime, at: realtimeNow() }),
       onTxTimestamp: (id, ts) => tx.push({ id, ts }),
       onError: (e) => errors.push(e),
     },
@@ -204,7 +211,10 @@ test('bind failures reject; bad ports are rejected up front', async () => {
       openUdpSocket({ family: 4, address: '192.0.2.1', port: 0, preferNative, ...base }),
       (e: Error & { code?: string }) => e.code === 'EADDRNOTAVAIL',
     );
-    await assert.rejects(openUdpSocket({ family: 4, address: '127.0.0.1', port: 70000, preferNative, ...base }), RangeError);
+    await assert.rejects(
+      openUdpSocket({ family: 4, address: '127.0.0.1', port: 70000, preferNative, ...base }),
+      RangeError,
+    );
     const s = await openUdpSocket({ family: 4, address: '127.0.0.1', port: 0, preferNative, ...base });
     await assert.rejects(
       openUdpSocket({ family: 4, address: '127.0.0.1', port: s.localPort(), preferNative, ...base }),
