@@ -111,7 +111,9 @@ function loadConfig(flags: DaemonFlags, log: RuntimeLogger): { conf: Config; ori
     return { conf: parseConfigText(flags.directives.join('\n'), 'command line'), origin: 'command line' };
   }
   if (flags.configFile) return { conf: loadConfigFile(flags.configFile), origin: flags.configFile };
-  log.info('No configuration file given (-f): using the embedded default configuration');
+  log.info('No configuration file given (-f): using the embedded default configuration (virtual clock, as with -x)');
+  // The embedded default is a demonstration server: it never touches the system clock.
+  flags.noClockControl = true;
   return { conf: parseConfigText(DEFAULT_CONFIG_TEXT, 'embedded default'), origin: 'embedded default' };
 }
 
@@ -246,6 +248,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       },
       server: { enabled: conf.port !== 0 && !oneShot, access: (a: string) => access.allowed(a), clientLogLimit: 4096 },
       precision: native ? -25 : -20,
+      timestamping: native ? 'Kernel' : 'Daemon',
     },
     { random: () => randomInt(0, 2 ** 32) / 2 ** 32 },
   );

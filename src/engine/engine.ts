@@ -58,6 +58,8 @@ export interface EngineConfig {
   server: ServerConfig;
   /** log2 s */
   precision: number;
+  /** How the I/O layer timestamps packets (shown by `ntpdata`); default 'Daemon'. */
+  timestamping?: 'Kernel' | 'Daemon';
 }
 
 export interface EngineDeps {
@@ -257,7 +259,10 @@ export class Engine {
   pollClockAction(): ClockAction | undefined {
     const a = this.discipline.pollClockAction();
     if (a?.type === 'step') {
-      for (const s of this.sourcesById.values()) s.stepGuard = s.cfg.xleave ? 2 : 1;
+      for (const s of this.sourcesById.values()) {
+        s.stepGuard = s.cfg.xleave ? 2 : 1;
+        s.assoc.clockStepped(a.seconds);
+      }
     }
     return a;
   }
@@ -407,8 +412,8 @@ export class Engine {
         ntpTests: st.ntpTests,
         interleaved: st.interleaved,
         authenticated: false,
-        txTimestamping: 'Daemon',
-        rxTimestamping: 'Daemon',
+        txTimestamping: this.cfg.timestamping ?? 'Daemon',
+        rxTimestamping: this.cfg.timestamping ?? 'Daemon',
         totalTx: st.totalTx,
         totalRx: st.totalRx,
         totalValidRx: st.totalValidRx,

@@ -235,6 +235,17 @@ export class ClientAssociation {
     return this.nextTx;
   }
 
+  /**
+   * The local clock was stepped by `seconds`: move every local instant held here with it, so a
+   * step back by an hour does not pause polling for an hour (and a step forward does not fire
+   * every poll at once).
+   */
+  clockStepped(seconds: number): void {
+    if (this.nextTx !== null) this.nextTx = addSeconds(this.nextTx, seconds);
+    if (this.lastTxTime !== null) this.lastTxTime = addSeconds(this.lastTxTime, seconds);
+    if (this.lastRx !== null) this.lastRx = addSeconds(this.lastRx, seconds);
+  }
+
   handleTimeout(now: Instant): void {
     if (this.nextTx === null || now < this.nextTx || this.stopped) return;
     const inBurst = this.burstTotal > 0;

@@ -625,3 +625,14 @@ test('status counters', () => {
   assert.equal(st.kod, null);
   assert.equal(st.online, true);
 });
+
+test('a clock step moves the poll timer with the clock', () => {
+  const T = 1_700_000_000n * NS_PER_S;
+  const c = new ClientAssociation({ address: { address: '192.0.2.1', port: 123 }, minpoll: 6, maxpoll: 6 }, { random: () => 0.5 });
+  c.start(T);
+  const before = c.nextTimeout()!;
+  c.clockStepped(-3600);
+  assert.equal(c.nextTimeout()!, before - 3600n * NS_PER_S);
+  c.clockStepped(10.5);
+  assert.equal(c.nextTimeout()!, before - 3600n * NS_PER_S + 10_500_000_000n);
+});
