@@ -628,7 +628,10 @@ test('status counters', () => {
 
 test('a clock step moves the poll timer with the clock', () => {
   const T = 1_700_000_000n * NS_PER_S;
-  const c = new ClientAssociation({ address: { address: '192.0.2.1', port: 123 }, minpoll: 6, maxpoll: 6 }, { random: () => 0.5 });
+  const c = new ClientAssociation(
+    { address: { address: '192.0.2.1', port: 123 }, minpoll: 6, maxpoll: 6 },
+    { random: () => 0.5 },
+  );
   c.start(T);
   const before = c.nextTimeout()!;
   c.clockStepped(-3600);
