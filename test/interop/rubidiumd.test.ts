@@ -12,7 +12,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -31,7 +31,7 @@ import {
 } from '../support/netns.js';
 import { analyzeCapture, ntpdig, requirePeers, startCapture, startChronyd, startNtpd } from '../support/peers.js';
 import { probeInNs, type ProbeResult } from '../support/probe.js';
-import type { SourceReport, TrackingReport } from '../../src/control/reports.js';
+import type { NtpDataReport, SourceReport, TrackingReport } from '../../src/control/reports.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
@@ -342,6 +342,70 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
         `# (d) rubidiumd synced to ntpd: stratum ${tracking.stratum}, served-time error ${(r.error * 1e6).toFixed(1)} µs`,
       );
       assert.equal(tracking.stratum, sel.stratum + 1);
+    } finally {
+      await unwind(cleanups);
+    }
+  });
+
+  it('interleaved mode (xleave) with chronyd, both ways', { timeout: 240_000 }, async () => {
+    const cleanups: Array<() => Promise<void>> = [];
+    try {
+      const pair = await createNetnsPair({ tag: 'rx', subnet: 6 });
+      cleanups.push(() => pair.destroy());
+      // chronyd client, rubidiumd server.
+      const server = await startRubidiumd(pair.server, ['local stratum 1', 'allow all']);
+      cleanups.push(() => server.stop());
+      // chronyc ntpdata needs chronyd's Unix socket; its measurements log shows the same: the
+      // mode column reads 4I for an interleaved answer, 4B for a basic one.
+      const logdir = makeTempDir('chronylog');
+      chmodSync(logdir, 0o777); // chronyd writes its logs after dropping root privileges
+      cleanups.push(async () => removeTempDir(logdir));
+      const chrony = await startChronyd({
+        ns: pair.client,
+        servers: [{ address: pair.serverAddr, options: 'iburst minpoll -2 maxpoll -2 xleave' }],
+        extraConfig: [`logdir ${logdir}`, 'log measurements'],
+      });
+      cleanups.push(() => chrony.stop());
+      await chrony.waitForSelected(pair.serverAddr, 60_000);
+      const lines = await waitFor(
+        () => {
+          const log = existsSync(join(logdir, 'measurements.log'))
+            ? readFileSync(join(logdir, 'measurements.log'), 'utf8')
+            : '';
+          const il = log.split('\n').filter((l) => l.includes(pair.serverAddr) && / 4I [KDH] [KDH]$/.test(l));
+          return il.length >= 5 ? il : null;
+        },
+        { timeoutMs: 30_000, intervalMs: 500, what: 'chronyd to log interleaved answers from rubidiumd' },
+      );
+      // Offset column (chrony sign) of the last interleaved measurement.
+      const offset = Number(lines[lines.length - 1]!.trim().split(/\s+/)[11]);
+      console.log(
+        `# chronyd xleave client of rubidiumd: ${lines.length} interleaved measurements, last offset ${(offset * 1e6).toFixed(1)} µs`,
+      );
+      assert.ok(Math.abs(offset) < LIMIT, lines.join('\n'));
+      const st = await server.query<{ ntpInterleavedPacketsReceived: number }>('serverstats');
+      assert.ok(st.ntpInterleavedPacketsReceived > 0, JSON.stringify(st));
+      await chrony.stop();
+      await server.stop();
+
+      // rubidiumd client, chronyd server.
+      const chronyServer = await startChronyd({ ns: pair.server, localStratum: 1 });
+      cleanups.push(() => chronyServer.stop());
+      const client = await startRubidiumd(pair.client, [
+        `server ${pair.serverAddr} iburst minpoll -2 maxpoll -2 xleave`,
+        'makestep 0.1 3',
+        'allow all',
+      ]);
+      cleanups.push(() => client.stop());
+      await waitSelected(client);
+      const data = await waitFor(
+        async () => (await client.query<NtpDataReport[]>('ntpdata')).find((d) => d.interleaved),
+        { timeoutMs: 30_000, intervalMs: 500, what: 'rubidiumd to receive interleaved answers from chronyd' },
+      );
+      console.log(`# rubidiumd xleave client of chronyd: interleaved, offset ${(data.offset * 1e6).toFixed(1)} µs`);
+      assert.ok(Math.abs(data.offset) < LIMIT, JSON.stringify(data));
+      const r = await waitServedTime(pair.server, pair.clientAddr, 123, () => 0, LIMIT, 60_000);
+      console.log(`# rubidiumd xleave client served-time error ${(r.error * 1e6).toFixed(1)} µs`);
     } finally {
       await unwind(cleanups);
     }
