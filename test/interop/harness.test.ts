@@ -8,6 +8,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   cleanupLeftovers,
+  unwind,
   createNetnsPair,
   isRoot,
   listNamespaces,
@@ -31,19 +32,6 @@ import {
 import { probeInNs } from '../support/probe.js';
 
 const skip = isRoot() ? false : 'interop tests need root (network namespaces, veth); run as root';
-
-/** Runs the cleanups in reverse order, all of them, rethrowing the first failure. */
-async function unwind(cleanups: Array<() => Promise<void>>): Promise<void> {
-  let first: unknown;
-  for (const c of cleanups.reverse()) {
-    try {
-      await c();
-    } catch (e) {
-      first ??= e;
-    }
-  }
-  if (first !== undefined) throw first;
-}
 
 describe('interop harness (chronyd, NTPsec, tshark, probe)', { skip }, () => {
   before(async () => {

@@ -17,6 +17,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   cleanupLeftovers,
+  unwind,
   createNetnsPair,
   isRoot,
   liveManagedProcesses,
@@ -100,18 +101,6 @@ async function startRubidiumd(
       }
     },
   };
-}
-
-async function unwind(cleanups: Array<() => Promise<void>>): Promise<void> {
-  let first: unknown;
-  for (const c of cleanups.reverse()) {
-    try {
-      await c();
-    } catch (e) {
-      first ??= e;
-    }
-  }
-  if (first !== undefined) throw first;
 }
 
 /** Waits until the daemon selects a source ('*'). */

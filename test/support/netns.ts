@@ -174,6 +174,19 @@ export async function killTree(pid: number, signal: NodeJS.Signals = 'SIGTERM', 
   return gone();
 }
 
+/** Runs the cleanups in reverse order, all of them, rethrowing the first failure. */
+export async function unwind(cleanups: Array<() => Promise<void>>): Promise<void> {
+  let first: unknown;
+  for (const c of cleanups.reverse()) {
+    try {
+      await c();
+    } catch (e) {
+      first ??= e;
+    }
+  }
+  if (first !== undefined) throw first;
+}
+
 // ---------------------------------------------------------------------------------------------
 // One-shot commands
 
