@@ -126,6 +126,8 @@ test(
     const dir = mkdtempSync(join(tmpdir(), 'rb-daemon-'));
     const file = join(dir, 'rubidium.conf');
     const lines = [`port ${NTP_PORT}`, 'bindaddress 127.0.0.1', 'allow 127.0.0.1', 'local stratum 3'];
+    // A source that never answers (nothing listens on CMD_PORT + 1000): for online/offline/activity.
+    lines.push(`server 127.0.0.1 port ${NTP_PORT + 1000} minpoll 0 maxpoll 0`);
     lines.push(`cmdport ${CMD_PORT}`, 'bindcmdaddress 127.0.0.1', `bindcmdaddress ${join(dir, 'cmd.sock')}`);
     writeFileSync(file, lines.join('\n') + '\n');
     const child = spawn(process.execPath, [RUBIDIUMD, '-x', '-d', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -196,6 +198,30 @@ test(
         assert.equal(r.ok, false);
         if (!r.ok) assert.match(r.error, /unknown command 'frobnicate'/);
       }
+
+      // Source operations through rubidiumc, checked through activity and sources.
+      const act = () => JSON.parse(rubidiumc(['--json', 'activity']).out) as { online: number; offline: number };
+      assert.deepEqual([act().online, act().offline], [1, 0]);
+      assert.match(rubidiumc(['offline']).out, /^200 OK$/m);
+      assert.deepEqual([act().online, act().offline], [0, 1]);
+      assert.match(rubidiumc(['online', '127.0.0.1']).out, /^200 OK$/m);
+      assert.deepEqual([act().online, act().offline], [1, 0]);
+      assert.match(rubidiumc(['burst', '2/4']).out, /^200 OK$/m);
+      assert.match(rubidiumc(['makestep']).out, /^200 OK$/m);
+      const src = rubidiumc(['sources']);
+      assert.match(src.out, /^\^\? 127\.0\.0\.1 /m, src.out); // configured, unreachable: '?'
+      // waitsync: with `local stratum 3` and no reachable source the daemon serves its local
+      // reference (refid LOCL), which waitsync accepts at once, as chronyc does.
+      const ws = spawnSync(
+        process.execPath,
+        [RUBIDIUMC, '-h', '127.0.0.1', '-p', String(CMD_PORT), 'waitsync', '2', '0', '0', '0.1'],
+        {
+          encoding: 'utf8',
+          timeout: 10_000,
+        },
+      );
+      assert.equal(ws.status, 0, ws.stdout + ws.stderr);
+      assert.match(ws.stdout, /^try: 1, refid: 4C4F434C, correction: /m);
 
       // -Q measures once against this server and exits, leaving the clock alone.
       const q = spawnSync(process.execPath, [RUBIDIUMD, '-Q', '-t', '20', `server 127.0.0.1 port ${NTP_PORT} iburst`], {
