@@ -532,7 +532,8 @@ export class Discipline {
       refId: ref.refId,
       refName: isLocal ? '' : this.synced ? this.refName : '',
       stratum: ref.synchronized ? ref.stratum : 0,
-      refTimeNs: String(this.lastUpdate ?? 0n),
+      // A local reference is updated continuously, as chronyd shows it.
+      refTimeNs: String(isLocal ? ref.refTime : (this.lastUpdate ?? 0n)),
       systemTimeOffset: this.remaining(now),
       lastOffset: this.lastOffset,
       rmsOffset: Math.sqrt(this.meanSquareOffset),

@@ -199,6 +199,16 @@ test(
         if (!r.ok) assert.match(r.error, /unknown command 'frobnicate'/);
       }
 
+      // Serving its local reference: refid LOCL, local stratum, reference time now.
+      const tr = JSON.parse(rubidiumc(['--json', 'tracking']).out) as {
+        refId: number;
+        stratum: number;
+        refTimeNs: string;
+      };
+      assert.equal(tr.refId, 0x4c4f434c);
+      assert.equal(tr.stratum, 3);
+      assert.ok(Math.abs(Number(BigInt(tr.refTimeNs) / 1_000_000n) - Date.now()) < 5000, tr.refTimeNs);
+
       // Source operations through rubidiumc, checked through activity and sources.
       const act = () => JSON.parse(rubidiumc(['--json', 'activity']).out) as { online: number; offline: number };
       assert.deepEqual([act().online, act().offline], [1, 0]);
