@@ -305,7 +305,6 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   let control: ControlServer | null = null;
   const stats = new StatsLogger(conf, log);
-  runtime.onClockAction = () => {};
   const saveDrift = async () => {
     if (!conf.driftfile || clock.kind === 'simulated') return;
     try {
