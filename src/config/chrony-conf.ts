@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SOURCE_DEFAULTS } from '../engine/types.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -96,18 +97,8 @@ export interface Config {
 export const DEFAULT_CMD_SOCKET = '/var/run/rubidium/rubidiumd.sock';
 
 export const DEFAULT_SOURCE_OPTIONS: Readonly<SourceOptions> = Object.freeze({
-  minpoll: 6,
-  maxpoll: 10,
-  iburst: false,
-  burst: false,
-  prefer: false,
-  noselect: false,
-  trust: false,
-  require: false,
-  maxdelay: 3,
-  xleave: false,
+  ...SOURCE_DEFAULTS,
   port: 123,
-  offline: false,
   version: null,
 });
 

@@ -13,6 +13,7 @@
 import type { Instant } from '../time/ntp-time.js';
 import { diffSeconds } from '../time/ntp-time.js';
 import type { ClockAction, Endpoint, Transmit } from './types.js';
+import { SOURCE_DEFAULTS } from './types.js';
 import type {
   ActivityReport,
   ClientReport,
@@ -76,18 +77,8 @@ export function sourceConfig(
     id,
     name: address.address,
     address,
-    minpoll: 6,
-    maxpoll: 10,
-    iburst: false,
-    burst: false,
-    prefer: false,
-    noselect: false,
-    trust: false,
-    require: false,
-    maxdelay: 3,
-    xleave: false,
+    ...SOURCE_DEFAULTS,
     version: 4,
-    offline: false,
     ...over,
   };
 }

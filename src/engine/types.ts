@@ -81,3 +81,18 @@ export interface SourceSelectOptions {
   trust: boolean;
   require: boolean;
 }
+
+/** chrony's defaults for a `server` source (chrony.conf(5)), shared by the config parser and the engine. */
+export const SOURCE_DEFAULTS = Object.freeze({
+  minpoll: 6,
+  maxpoll: 10,
+  iburst: false,
+  burst: false,
+  prefer: false,
+  noselect: false,
+  trust: false,
+  require: false,
+  maxdelay: 3,
+  xleave: false,
+  offline: false,
+});

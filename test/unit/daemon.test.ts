@@ -10,7 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodePacket, encodePacket } from '../../src/ntp/packet.js';
+import { decodePacket } from '../../src/ntp/packet.js';
+import { clientRequestBytes } from '../support/ntp-packets.js';
 import { sendControlRequest } from '../../src/control/client.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -81,23 +82,7 @@ function request(sock: dgram.Socket, data: Uint8Array, port: number, timeoutMs =
   });
 }
 
-const clientRequest = () =>
-  encodePacket({
-    leap: 0,
-    version: 4,
-    mode: 3,
-    stratum: 0,
-    poll: 6,
-    precision: 0,
-    rootDelay: 0,
-    rootDispersion: 0,
-    refId: 0,
-    refTime: 0n,
-    origin: 0n,
-    receive: 0n,
-    transmit: 0x1234_5678_9abc_def0n,
-    extensions: [],
-  });
+const clientRequest = () => clientRequestBytes();
 
 test('a config error names file and line and exits non-zero', () => {
   const { dir, file } = tempConf('server 192.0.2.1 iburst\nmakestep 1\n');

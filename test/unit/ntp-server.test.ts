@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { clientRequestPacket } from '../support/ntp-packets.js';
 import { NtpServer } from '../../src/ntp/server.js';
 import { decodePacket, encodePacket, type NtpPacket } from '../../src/ntp/packet.js';
 import type { ReferenceState } from '../../src/engine/types.js';
@@ -19,25 +20,7 @@ const SYNCED: ReferenceState = {
 };
 const UNSYNCED: ReferenceState = { ...SYNCED, synchronized: false, leap: 0, stratum: 3 };
 
-function request(over: Partial<NtpPacket> = {}): NtpPacket {
-  return {
-    leap: 0,
-    version: 4,
-    mode: 3,
-    stratum: 0,
-    poll: 6,
-    precision: 0,
-    rootDelay: 0,
-    rootDispersion: 0,
-    refId: 0,
-    refTime: 0n,
-    origin: 0n,
-    receive: 0n,
-    transmit: 0x1234_5678_9abc_def0n,
-    extensions: [],
-    ...over,
-  };
-}
+const request = clientRequestPacket;
 
 function server(over: Partial<ConstructorParameters<typeof NtpServer>[0]> = {}): NtpServer {
   return new NtpServer({ clientLogLimit: 1000, access: () => true, random: () => 0.5, ...over });
