@@ -31,6 +31,8 @@ export interface SourceOptions {
   trust: boolean;
   require: boolean;
   maxdelay: number; // seconds, default 3
+  /** Samples the poll adaptation keeps in the source's regression (default 8). */
+  polltarget: number;
   xleave: boolean;
   port: number; // default 123
   offline: boolean;
@@ -222,7 +224,6 @@ const UNSUPPORTED_SOURCE_OPTIONS = new Map<string, number>([
   ['minstratum', 1],
   ['ntsport', 1],
   ['offset', 1],
-  ['polltarget', 1],
   ['presend', 1],
 ]);
 
@@ -540,6 +541,9 @@ function parseSource(type: SourceType, args: string[], where: string, warnings: 
       case 'maxdelay':
         o.maxdelay = num(value(opt), 'maxdelay', where, 0);
         break;
+      case 'polltarget':
+        o.polltarget = int(value(opt), 'polltarget', where, 1, 64);
+        break;
       case 'port':
         o.port = int(value(opt), 'port', where, 1, 65535);
         break;
@@ -751,6 +755,7 @@ export function formatConfig(c: Config): string {
     if (o.minpoll !== dflt.minpoll) w.push('minpoll', fmtNum(o.minpoll));
     if (o.maxpoll !== dflt.maxpoll) w.push('maxpoll', fmtNum(o.maxpoll));
     if (o.maxdelay !== dflt.maxdelay) w.push('maxdelay', fmtNum(o.maxdelay));
+    if (o.polltarget !== dflt.polltarget) w.push('polltarget', fmtNum(o.polltarget));
     if (o.port !== dflt.port) w.push('port', fmtNum(o.port));
     if (o.version !== null) w.push('version', fmtNum(o.version));
     if (s.type === 'pool' && s.maxsources !== undefined && s.maxsources !== DEFAULT_MAXSOURCES) {

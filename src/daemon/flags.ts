@@ -3,6 +3,8 @@
  * [-v] [-t SECONDS] [-4|-6] [DIRECTIVE...]`. Directives given as arguments replace the config
  * file, as with chronyd. Long options are Rubidium's own.
  */
+import { parseInjectedError, type InjectedErrorSpec } from '../clock/injected-error.js';
+
 export interface DaemonFlags {
   configFile: string | null;
   debug: number; // -d count: 1 = log to stderr, 2 = debug messages
@@ -18,7 +20,7 @@ export interface DaemonFlags {
   family: 4 | 6 | null;
   directives: string[];
   /** Test option: error of the virtual clock's raw time source, as offset (s) and frequency (ppm). */
-  injectError: { offset: number; ppm: number } | null;
+  injectError: InjectedErrorSpec | null;
   warnings: string[];
 }
 
@@ -55,13 +57,16 @@ export function parseFlags(argv: readonly string[]): DaemonFlags {
       f.version = true;
     } else if (a === '--inject-error' || a.startsWith('--inject-error=')) {
       const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : needValue(i++, a);
-      const [off, ppm] = v.split(',');
-      const offset = Number(off);
-      const freq = ppm === undefined ? 0 : Number(ppm);
-      if (!Number.isFinite(offset) || !Number.isFinite(freq) || Math.abs(offset) > 1e6 || Math.abs(freq) > 1e5) {
-        throw new FlagError(`invalid --inject-error '${v}' (expected OFFSET_SECONDS[,FREQ_PPM])`);
+      let spec: InjectedErrorSpec;
+      try {
+        spec = parseInjectedError(v);
+      } catch (e) {
+        throw new FlagError(`invalid --inject-error '${v}': ${(e as Error).message}`);
       }
-      f.injectError = { offset, ppm: freq };
+      if (Math.abs(spec.offset) > 1e6 || Math.abs(spec.ppm) > 1e5 || Math.abs(spec.wander ?? 0) > 1e-3) {
+        throw new FlagError(`invalid --inject-error '${v}': offset, ppm or wander out of range`);
+      }
+      f.injectError = spec;
     } else if (a.startsWith('-') && a.length > 1 && !a.startsWith('--')) {
       // Clustered short flags as getopt allows (-dd, -xd); flags with values take the rest or next.
       for (let j = 1; j < a.length; j++) {
@@ -160,9 +165,9 @@ Rubidium NTP daemon, chronyd-compatible flags.
   -t SECONDS     exit after SECONDS
   -4 / -6        use IPv4 / IPv6 only
   -v, --version  print the version and exit
-  --inject-error OFFSET[,PPM]
-                 testing: make the virtual clock's raw time source wrong by OFFSET seconds
-                 and PPM frequency error (only with -x)
+  --inject-error OFFSET[,PPM] | offset=S,ppm=P,wander=W,seed=N,epoch=NS,step=AT:S
+                 testing: make the virtual clock's raw time source wrong by a known error
+                 (offset, frequency, random-walk wander, steps; only with -x)
   -h, --help     print this help
 
 Query a running daemon with rubidiumc (chronyc-compatible): rubidiumc tracking, rubidiumc sources -v

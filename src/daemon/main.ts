@@ -11,6 +11,7 @@ import { randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 import { DisciplinedClock } from '../clock/disciplined-clock.js';
+import { InjectedError } from '../clock/injected-error.js';
 import type { Clock } from '../clock/clock.js';
 import { SystemClock } from '../clock/system-clock.js';
 import {
@@ -29,7 +30,7 @@ import { realtimeNow } from '../io/realtime.js';
 import { openUdpSocket } from '../io/udp.js';
 import { AccessTable } from '../ntp/access.js';
 import { readDriftFile, writeDriftFile } from '../discipline/driftfile-io.js';
-import { addSeconds, diffSeconds, type Instant } from '../time/ntp-time.js';
+import { addSeconds, type Instant } from '../time/ntp-time.js';
 import { FlagError, parseFlags, USAGE, type DaemonFlags } from './flags.js';
 import { Runtime, type RuntimeLogger } from './runtime.js';
 import { makeControlHandler } from './control-handler.js';
@@ -58,9 +59,8 @@ function makeLogger(flags: DaemonFlags): RuntimeLogger {
  */
 function virtualClock(flags: DaemonFlags): DisciplinedClock {
   if (!flags.injectError) return new DisciplinedClock(realtimeNow, 'virtual');
-  const start = realtimeNow();
-  const { offset, ppm } = flags.injectError;
-  const inject = (rt: Instant): Instant => addSeconds(rt, offset + ppm * 1e-6 * diffSeconds(rt, start));
+  const model = new InjectedError(flags.injectError, realtimeNow());
+  const inject = (rt: Instant): Instant => addSeconds(rt, model.errorAt(rt));
   return new DisciplinedClock(() => inject(realtimeNow()), 'virtual', inject);
 }
 
@@ -84,6 +84,7 @@ async function resolveSources(conf: Config, family: 4 | 6 | null, log: RuntimeLo
       trust: src.options.trust,
       require: src.options.require,
       maxdelay: src.options.maxdelay,
+      polltarget: src.options.polltarget,
       xleave: src.options.xleave,
       version: src.options.version ?? 4,
       offline: src.options.offline,
@@ -240,6 +241,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       sources: oneShot ? sources.map((s) => ({ ...s, iburst: true })) : sources,
       discipline: {
         ...(makestep ? { makestep } : {}),
+        // The virtual clock takes corrections at once (as chronyd -x); the system clock slews.
+        correction: flags.noClockControl ? 'instant' : 'slew',
         minsources: conf.minsources,
         maxdistance: conf.maxdistance,
         initialFrequencyPpm: initialFreq,

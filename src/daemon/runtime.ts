@@ -83,6 +83,9 @@ export class Runtime {
       case 'frequency':
         this.clock.setFrequency(a.ppm);
         break;
+      case 'offset':
+        this.clock.step(a.seconds);
+        break;
       case 'step':
         this.log.info(`System clock wrong by ${a.seconds.toFixed(6)} seconds, stepping`);
         this.clock.step(a.seconds);

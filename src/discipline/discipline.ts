@@ -43,6 +43,12 @@ export interface DisciplineOptions {
   /** log2 s of the local clock's precision. */
   precision?: number;
   maxSamples?: number;
+  /**
+   * How a decided offset correction reaches the clock: 'slew' (a real clock: a temporary
+   * frequency change, chrony's corrtimeratio) or 'instant' (a software clock such as `-x`'s
+   * virtual clock, which can take the whole correction at once, as chronyd -x does).
+   */
+  correction?: 'slew' | 'instant';
 }
 
 export interface DisciplineSourceOptions extends SourceSelectOptions {
@@ -71,6 +77,11 @@ interface SourceEntry {
   state: SelectState;
   last: LastSampleInfo | undefined;
   rejected: number;
+  /** |measured − predicted| offset of the newest sample, and that sample's distance. */
+  lastPredictionError: number | undefined;
+  lastDistance: number;
+  /** Running mean of (prediction error / regression sd)²: about 1 while the model holds. */
+  predictionScore: number;
 }
 
 interface Slew {
@@ -91,6 +102,8 @@ interface FrameChange {
 }
 
 const MAX_FRAME_CHANGES = 32;
+const PREDICTION_SCORE_GAIN = 0.25;
+const PREDICTION_SCORE_LIMIT = 4;
 
 export type SampleVerdict = 'accepted' | 'unknown source' | 'not newer' | 'maxdelay' | 'maxdelayratio' | 'delaydev';
 
@@ -161,6 +174,9 @@ export class Discipline {
       state: '?',
       last: undefined,
       rejected: 0,
+      lastPredictionError: undefined,
+      lastDistance: 0,
+      predictionScore: 1,
     });
   }
 
@@ -202,6 +218,14 @@ export class Discipline {
       s.rejected++;
       return 'delaydev';
     }
+    const predicted = s.stats.count >= 3 ? s.stats.predictOffset(tv) : undefined;
+    s.lastPredictionError = predicted !== undefined ? Math.abs(off - predicted) : undefined;
+    const e = s.stats.estimate;
+    if (predicted !== undefined && e) {
+      const q = (off - predicted) / Math.max(Math.hypot(e.stdDev, e.offsetSd), 1e-9);
+      s.predictionScore += PREDICTION_SCORE_GAIN * (Math.min(q * q, 100) - s.predictionScore);
+    }
+    s.lastDistance = sample.delay / 2 + sample.dispersion;
     s.stats.add({
       time: tv,
       offset: off,
@@ -224,6 +248,26 @@ export class Discipline {
       error: sample.delay / 2 + sample.dispersion,
     };
     return 'accepted';
+  }
+
+  /**
+   * How the source's poll interval should move after its newest sample (log2 units, summed
+   * into a score by the association). As chrony: a prediction error beyond the sample's own
+   * distance means the source is not being tracked: poll faster by log2(error/distance);
+   * otherwise steer the number of samples the regression keeps towards `target` (the runs test
+   * cuts the history when the clock wanders, which shortens the poll).
+   */
+  pollAdjustment(id: string, target: number): number | undefined {
+    const s = this.sources.get(id);
+    if (!s) return undefined;
+    const err = s.lastPredictionError;
+    if (err !== undefined && s.lastDistance > 0 && err > s.lastDistance) return -Math.log2(err / s.lastDistance);
+    // Predictions persistently worse than the measurement noise: the clock wanders more over a
+    // poll interval than the jitter hides, so shorter polls track it better (chrony lacks this).
+    if (s.predictionScore > PREDICTION_SCORE_LIMIT) return -0.5;
+    const n = s.stats.count;
+    const adj = (n / target - 1) / target;
+    return n < target ? 2 * adj : adj;
   }
 
   // ---- timers --------------------------------------------------------------------------------
@@ -396,6 +440,11 @@ export class Discipline {
     if (ms && (ms.limit < 0 || this.updates <= ms.limit) && Math.abs(r0) > ms.threshold) {
       stepped = r0;
       this.actions.push({ type: 'step', seconds: r0 });
+      r0 = 0;
+    }
+    if (r0 !== 0 && this.opts.correction === 'instant') {
+      this.actions.push({ type: 'offset', seconds: r0 });
+      stepped += r0;
       r0 = 0;
     }
     const after = stepped !== 0 ? addSeconds(now, stepped) : now;

@@ -80,16 +80,20 @@ export function countRuns(residuals: readonly number[]): number {
 }
 
 /**
- * Smallest number of runs that n residuals of random sign show with about 97.5 % probability
- * (normal approximation of the Wald–Wolfowitz runs distribution with n/2 of each sign). Fewer runs
- * than this means the residuals are correlated: the line does not fit all the points.
+ * Critical number of runs for n residuals of random sign at the 5 % level (one-sided normal
+ * approximation of the Wald–Wolfowitz runs distribution with n/2 of each sign): fewer runs than
+ * this means the residuals are correlated, i.e. the line does not fit all the points. Matches
+ * the 5 % table chrony uses within one run for n ≤ 130.
  */
 export function criticalRuns(n: number): number {
   if (n < 4) return 0;
   const mean = n / 2 + 1;
   const sd = Math.sqrt((n * (n - 2)) / (4 * (n - 1)));
-  return Math.max(1, Math.ceil(mean - 1.96 * sd));
+  return Math.max(1, Math.ceil(mean - 1.645 * sd));
 }
+
+/** Residuals are tested over up to this many times the fitted points (older points included). */
+export const RUNS_RATIO = 2;
 
 const T95 = [
   12.71, 4.3, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.2, 2.18, 2.16, 2.14, 2.13, 2.12, 2.11, 2.1, 2.09, 2.09,
@@ -105,21 +109,30 @@ export function tCoefficient(dof: number): number {
 
 /**
  * Fits a line, dropping the oldest points (lowest indices) until the residual signs pass the runs
- * test or only `minPoints` remain. Points are ordered oldest first.
+ * test or only `minPoints` remain. Points are ordered oldest first. The first `extra` points are
+ * older samples already dropped from the fit: they are never fitted again, but the runs test of a
+ * fit over k points also covers up to k older points, so that a line fitted to recent points must
+ * still explain the trend of the older ones (without this the test passes too easily when the
+ * clock wanders and too much history is kept).
  */
 export function findBestRegression(
   x: readonly number[],
   y: readonly number[],
   w: readonly number[],
   minPoints = 3,
+  extra = 0,
 ): RegressionResult {
   const n = x.length;
-  let start = 0;
+  let start = Math.min(extra, Math.max(0, n - 2));
   for (;;) {
     const fit = weightedRegression(x, y, w, start);
     const used = n - start;
-    const runs = countRuns(fit.residuals);
-    if (used <= Math.max(minPoints, 3) || runs >= criticalRuns(used)) {
+    const residStart = Math.max(0, n - used * RUNS_RATIO);
+    const resid: number[] = [];
+    for (let i = residStart; i < start; i++) resid.push(y[i]! - (fit.intercept + fit.slope * x[i]!));
+    resid.push(...fit.residuals);
+    const runs = countRuns(resid);
+    if (used <= Math.max(minPoints, 3) || runs >= criticalRuns(resid.length)) {
       return {
         intercept: fit.intercept,
         slope: fit.slope,
@@ -128,11 +141,9 @@ export function findBestRegression(
         slopeSd: fit.slopeSd,
         dof: fit.dof,
         start,
-        runs,
+        runs: start === residStart ? runs : countRuns(fit.residuals),
       };
     }
-    // Drop one point at a time while few remain, a quarter at a time for long histories.
-    start += used > 16 ? Math.max(1, Math.floor(used / 8)) : 1;
-    if (n - start < minPoints) start = n - Math.max(minPoints, 2);
+    start++;
   }
 }

@@ -12,7 +12,7 @@
 import type { Instant } from '../time/ntp-time.js';
 import { addSeconds, diffSeconds } from '../time/ntp-time.js';
 import type { LeapIndicator } from '../clock/clock.js';
-import { findBestRegression, tCoefficient } from './regression.js';
+import { findBestRegression, RUNS_RATIO, tCoefficient } from './regression.js';
 
 /** Worst-case frequency uncertainty (s/s) assumed when it cannot be estimated. */
 export const WORST_SKEW = 2000e-6;
@@ -65,6 +65,8 @@ export interface SourceStatsOptions {
 
 export class SourceStats {
   private samples: StoredSample[] = [];
+  /** Samples dropped from the fit, kept (up to as many as are fitted) for the runs test only. */
+  private older: StoredSample[] = [];
   private est: SourceEstimate | undefined;
   private readonly maxSamples: number;
   private readonly minSamples: number;
@@ -119,12 +121,15 @@ export class SourceStats {
       return;
     }
     this.samples.push(s);
-    if (this.samples.length > this.maxSamples) this.samples.splice(0, this.samples.length - this.maxSamples);
+    if (this.samples.length > this.maxSamples) {
+      this.older.push(...this.samples.splice(0, this.samples.length - this.maxSamples));
+    }
     this.regress();
   }
 
   clear(): void {
     this.samples = [];
+    this.older = [];
     this.est = undefined;
   }
 
@@ -150,10 +155,10 @@ export class SourceStats {
       };
       return;
     }
-    const x = this.samples.map((s) => diffSeconds(s.time, newest.time));
-    const y = this.samples.map((s) => s.offset);
-    const dist = this.samples.map((s) => s.delay / 2 + s.dispersion);
     if (n === 2) {
+      const x = this.samples.map((s) => diffSeconds(s.time, newest.time));
+      const y = this.samples.map((s) => s.offset);
+      const dist = this.samples.map((s) => s.delay / 2 + s.dispersion);
       const span = -x[0]!;
       const slope = span > 0 ? (y[1]! - y[0]!) / span : 0;
       // A sample's error lies within ± its distance; taken as uniform, its sd is distance/√3.
@@ -171,9 +176,14 @@ export class SourceStats {
       };
       return;
     }
+    const all = this.older.length ? [...this.older, ...this.samples] : this.samples;
+    const extra = all.length - n;
+    const x = all.map((s) => diffSeconds(s.time, newest.time));
+    const y = all.map((s) => s.offset);
+    const dist = all.map((s) => s.delay / 2 + s.dispersion);
     let minD = Infinity;
     let sumD = 0;
-    for (const d of dist) {
+    for (const d of dist.slice(extra)) {
       minD = Math.min(minD, d);
       sumD += d;
     }
@@ -184,9 +194,10 @@ export class SourceStats {
       const f = 1 + (d - minD) / scale;
       return f * f;
     });
-    const fit = findBestRegression(x, y, w, this.minSamples);
-    if (fit.start > 0) {
-      this.samples.splice(0, fit.start);
+    const fit = findBestRegression(x, y, w, this.minSamples, extra);
+    if (fit.start > extra) this.older.push(...this.samples.splice(0, fit.start - extra));
+    if (this.older.length > this.samples.length * (RUNS_RATIO - 1)) {
+      this.older.splice(0, this.older.length - this.samples.length * (RUNS_RATIO - 1));
     }
     const used = this.samples.length;
     const stdDev = Math.sqrt(Math.max(fit.variance, 0));
@@ -240,6 +251,11 @@ export class SourceStats {
    * is changed as if the clock had always been like that, so the fit stays valid.
    */
   applyCorrection(t0: Instant, dOffset: number, dFreq: number): void {
+    for (const s of this.older) {
+      const shift = dOffset + dFreq * diffSeconds(s.time, t0);
+      s.offset -= shift;
+      s.time = addSeconds(s.time, shift);
+    }
     for (const s of this.samples) {
       const dt = diffSeconds(s.time, t0);
       const shift = dOffset + dFreq * dt;

@@ -41,6 +41,7 @@ export interface SourceConfig {
   trust: boolean;
   require: boolean;
   maxdelay: number;
+  polltarget: number;
   xleave: boolean;
   version: number;
   offline: boolean;
@@ -140,6 +141,7 @@ export class Engine {
         xleave: cfg.xleave,
         maxdelay: cfg.maxdelay,
         offline: cfg.offline,
+        externalPoll: true,
         precision: this.cfg.precision,
       },
       { random: this.deps.random },
@@ -286,7 +288,10 @@ export class Engine {
             s.droppedAfterStep++;
             break;
           }
-          this.discipline.addSample(s.cfg.id, ev.sample, now);
+          if (this.discipline.addSample(s.cfg.id, ev.sample, now) === 'accepted') {
+            const adj = this.discipline.pollAdjustment(s.cfg.id, s.cfg.polltarget);
+            if (adj !== undefined) s.assoc.adjustPoll(adj);
+          }
           changed = true;
           break;
         case 'reach':

@@ -57,6 +57,8 @@ export interface NtpSample {
 export type ClockAction =
   | { type: 'frequency'; ppm: number } // total frequency correction, absolute
   | { type: 'step'; seconds: number } // positive steps the clock forward
+  /** A correction applied at once to a software clock (no step event: in-flight exchanges stay valid). */
+  | { type: 'offset'; seconds: number }
   | { type: 'status'; synchronized: boolean; leap: LeapIndicator; maxErrorS: number; estErrorS: number };
 
 /** What the local server advertises (from the discipline's reference state). */
@@ -93,6 +95,7 @@ export const SOURCE_DEFAULTS = Object.freeze({
   trust: false,
   require: false,
   maxdelay: 3,
+  polltarget: 8,
   xleave: false,
   offline: false,
 });

@@ -64,6 +64,11 @@ export interface ClientAssociationConfig {
   presend?: number;
   /** Local clock precision, log2 s (default -20 ≈ 1 µs). */
   precision?: number;
+  /**
+   * The poll interval is steered from outside through adjustPoll() (the engine does, from the
+   * source's statistics); otherwise it rises by one after every 4 good samples.
+   */
+  externalPoll?: boolean;
 }
 
 export interface ClientAssociationDeps {
@@ -153,6 +158,7 @@ export class ClientAssociation {
   private readonly precision: number;
   private readonly cfgIburst: boolean;
   private readonly cfgBurst: boolean;
+  private readonly externalPoll: boolean;
   private readonly presend: number | undefined;
 
   private poll: number;
@@ -167,6 +173,7 @@ export class ClientAssociation {
   private reach = 0;
   private unanswered = 0;
   private goodStreak = 0;
+  private pollScore = 0;
   private lastReq: Request | null = null;
   private prevExchange: Exchange | null = null;
   private lastRemoteRx: Ntp64 | null = null;
@@ -198,6 +205,7 @@ export class ClientAssociation {
     this.precision = cfg.precision ?? -20;
     this.cfgIburst = cfg.iburst ?? false;
     this.cfgBurst = cfg.burst ?? false;
+    this.externalPoll = cfg.externalPoll ?? false;
     this.presend = cfg.presend;
     this.online = !(cfg.offline ?? false);
     this.poll = this.minpoll;
@@ -366,6 +374,32 @@ export class ClientAssociation {
     this.nextTx = addSeconds(now, 0.1 * this.random());
   }
 
+  /**
+   * Poll adaptation by score (chrony's scheme): adjustments accumulate, and each whole unit
+   * the score crosses moves the poll by one; clamped to minpoll..maxpoll.
+   */
+  adjustPoll(adj: number): void {
+    if (!Number.isFinite(adj)) return;
+    this.pollScore += adj;
+    let poll = this.poll;
+    if (this.pollScore >= 1) {
+      poll += Math.trunc(this.pollScore);
+      this.pollScore -= Math.trunc(this.pollScore);
+    } else if (this.pollScore < 0) {
+      const k = Math.trunc(this.pollScore - 1);
+      poll += k;
+      this.pollScore -= k;
+    }
+    if (poll <= this.minpoll) {
+      if (poll < this.minpoll) this.pollScore = 0;
+      poll = this.minpoll;
+    } else if (poll >= this.maxpoll) {
+      if (poll > this.maxpoll) this.pollScore = 1;
+      poll = this.maxpoll;
+    }
+    if (poll !== this.poll) this.setPoll(poll);
+  }
+
   /** Lets the discipline steer polling (clamped to minpoll..maxpoll). */
   setPoll(poll: number): void {
     this.poll = Math.max(this.minpoll, Math.min(this.maxpoll, Math.round(poll)));
@@ -503,7 +537,7 @@ export class ClientAssociation {
       }
     } else {
       this.goodStreak++;
-      if (this.goodStreak >= POLL_UP_SAMPLES && this.poll < this.maxpoll) {
+      if (!this.externalPoll && this.goodStreak >= POLL_UP_SAMPLES && this.poll < this.maxpoll) {
         this.poll++;
         this.goodStreak = 0;
       }

@@ -190,6 +190,9 @@ export function runSimulation(sc: Scenario): SimulationResult {
       case 'frequency':
         node.clock.setFrequency(a.ppm);
         break;
+      case 'offset':
+        node.clock.step(a.seconds);
+        break;
       case 'step':
         node.clock.step(a.seconds);
         node.steps++;

@@ -36,7 +36,7 @@ test('server and pool with every option', () => {
 ; and another
 % and another
 
-SERVER ntp1.example.net minpoll 4 maxpoll 8 iburst burst prefer noselect trust require maxdelay 0.5 xleave port 1123 offline version 3
+SERVER ntp1.example.net minpoll 4 maxpoll 8 iburst burst prefer noselect trust require maxdelay 0.5 xleave port 1123 offline version 3 polltarget 12
 server 192.0.2.1
 pool pool.example.org iburst maxsources 6
 pool pool2.example.org
@@ -58,6 +58,7 @@ pool pool2.example.org
       noselect: true,
       trust: true,
       require: true,
+      polltarget: 12,
       maxdelay: 0.5,
       xleave: true,
       port: 1123,
@@ -75,6 +76,7 @@ pool pool2.example.org
     trust: false,
     require: false,
     maxdelay: 3,
+    polltarget: 8,
     xleave: false,
     port: 123,
     offline: false,
