@@ -214,9 +214,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     try {
       const d = await readDriftFile(conf.driftfile);
       if (d) {
-        initialFreq = d.freqPpm;
+        // The file holds the clock's own frequency error (chrony's sign); we apply its opposite.
+        initialFreq = -d.freqPpm;
         driftSkew = d.skewPpm;
-        log.info(`Frequency ${initialFreq.toFixed(3)} +/- ${driftSkew.toFixed(3)} ppm read from ${conf.driftfile}`);
+        log.info(`Frequency ${d.freqPpm.toFixed(3)} +/- ${driftSkew.toFixed(3)} ppm read from ${conf.driftfile}`);
       }
     } catch (e) {
       log.warn(`Could not read ${conf.driftfile}: ${(e as Error).message}`);
@@ -312,7 +313,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (!conf.driftfile || clock.kind === 'simulated') return;
     try {
       const d = engine.disciplineState;
-      await writeDriftFile(conf.driftfile, d.frequencyPpm, d.skewPpm);
+      await writeDriftFile(conf.driftfile, -d.frequencyPpm, d.skewPpm);
     } catch (e) {
       log.warn(`Could not write ${conf.driftfile}: ${(e as Error).message}`);
     }

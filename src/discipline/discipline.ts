@@ -120,6 +120,8 @@ export class Discipline {
   private freq: number; // base frequency correction, s/s
   private ourSkew: number; // s/s
   private slew: Slew | undefined;
+  /** The last slew that ran to its end (to place samples taken during it). */
+  private endedSlew: Slew | undefined;
   private selectedId: string | undefined;
   private synced = false;
   private updates = 0;
@@ -201,6 +203,9 @@ export class Discipline {
     if (!s) return 'unknown source';
     // An interleaved answer may describe the exchange whose basic answer was already used.
     if (s.last && sample.time <= s.last.time) return 'not newer';
+    // A round trip timed while the clock slewed fast was measured with a fast (or slow) clock.
+    const rate = this.slewRateAt(sample.time);
+    if (rate !== 0) sample = { ...sample, delay: sample.delay / (1 + rate) };
     if (s.opts.maxdelay !== undefined && sample.delay > s.opts.maxdelay) {
       s.rejected++;
       return 'maxdelay';
@@ -279,6 +284,8 @@ export class Discipline {
 
   handleTimeout(now: Instant): void {
     if (this.slew && now >= this.slew.end) {
+      // Kept: a late sample (interleaved) may still describe an instant during this slew.
+      this.endedSlew = this.slew;
       this.slew = undefined;
       this.actions.push({ type: 'frequency', ppm: this.freq * 1e6 });
     }
@@ -297,7 +304,9 @@ export class Discipline {
     let i = this.frames.length;
     while (i > 0 && this.frames[i - 1]!.at >= t) i--;
     const first = this.frames[i];
-    const r = first ? this.remainingWith(t, first.slewBefore, first.freqBefore) : this.remaining(t);
+    const r = first
+      ? this.remainingWith(t, first.slewBefore, first.freqBefore)
+      : this.remainingWith(t, this.slew ?? this.endedSlew, this.freq);
     let tv = addSeconds(t, r);
     let off = offset - r;
     for (let k = i; k < this.frames.length; k++) {
@@ -307,6 +316,14 @@ export class Discipline {
       tv = addSeconds(tv, shift);
     }
     return { time: tv, offset: off };
+  }
+
+  /** Extra rate (s/s) a slew gave the clock at cooked instant t (0 if none). */
+  private slewRateAt(t: Instant): number {
+    let i = this.frames.length;
+    while (i > 0 && this.frames[i - 1]!.at >= t) i--;
+    const sl = i < this.frames.length ? this.frames[i]!.slewBefore : (this.slew ?? this.endedSlew);
+    return sl && t >= sl.start && t < sl.end ? sl.rate : 0;
   }
 
   /** Offset correction still to be slewed at cooked instant t (positive: clock is slow). */
@@ -417,10 +434,12 @@ export class Discipline {
     if (this.lastUpdate !== undefined) this.updateInterval = interval;
 
     const fu = frequencyUpdate(resFreq, skew, this.ourSkew, this.maxUpdateSkew);
+    // What is left of the slew in progress, at the rate it ran (before the frequency changes).
+    const rNow = this.remaining(now);
     this.frames.push({
       at: now,
       atVirtual: vnow,
-      slewBefore: this.slew,
+      slewBefore: this.slew ?? this.endedSlew,
       freqBefore: this.freq,
       dOffset: offset,
       dFreq: fu.dFreq,
@@ -430,7 +449,6 @@ export class Discipline {
     this.ourSkew = Math.max(fu.skew, 1e-12);
     this.residualFreq = resFreq - fu.dFreq;
 
-    const rNow = this.remaining(now);
     for (const s of this.sources.values()) s.stats.applyCorrection(vnow, offset, fu.dFreq);
     let r0 = rNow + offset;
     this.updates++;
@@ -449,6 +467,7 @@ export class Discipline {
     }
     const after = stepped !== 0 ? addSeconds(now, stepped) : now;
     this.slew = undefined;
+    this.endedSlew = undefined; // recorded in the frame
     if (r0 !== 0) {
       // Updates can come close together (several sources answering at once): the correction
       // time scales with the longer of the update and the poll interval.
@@ -473,7 +492,18 @@ export class Discipline {
   /** Steps the clock by the correction still being slewed (chronyc makestep). */
   makestep(now: Instant): number {
     const r = this.remaining(now);
+    // The virtual timescale does not move; the frame keeps the slew for samples taken before.
+    this.frames.push({
+      at: now,
+      atVirtual: addSeconds(now, r),
+      slewBefore: this.slew ?? this.endedSlew,
+      freqBefore: this.freq,
+      dOffset: 0,
+      dFreq: 0,
+    });
+    if (this.frames.length > MAX_FRAME_CHANGES) this.frames.shift();
     this.slew = undefined;
+    this.endedSlew = undefined;
     if (r !== 0) {
       this.actions.push({ type: 'step', seconds: r });
       if (this.lastUpdate !== undefined) this.lastUpdate = addSeconds(this.lastUpdate, r);

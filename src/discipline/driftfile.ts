@@ -1,7 +1,8 @@
 /**
  * chrony's drift file: one line, "<frequency ppm> <skew ppm>", each printed as "%20.6f". The
- * frequency is the correction applied to the clock (positive: the free-running clock is slow and
- * is sped up). Older files may hold the frequency alone.
+ * frequency is the free-running clock's own error, as chronyd writes it (positive: the clock is
+ * fast; chronyd's value is the negated kernel frequency): the correction to apply is its
+ * opposite. Older files may hold the frequency alone.
  */
 export interface DriftFileData {
   freqPpm: number;

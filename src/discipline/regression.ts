@@ -147,3 +147,43 @@ export function findBestRegression(
     start++;
   }
 }
+
+/**
+ * Least squares fit of y = a + b1·x1 + b2·x2 (unweighted); returns b2, or undefined when there
+ * are fewer than 4 points or the system is (numerically) singular. Used to find how a source's
+ * offsets move with its delay: with jitter mostly in one direction, offset − b2·(delay − min)
+ * is the offset the minimum delay would have measured.
+ */
+export function secondSlope(x1: readonly number[], x2: readonly number[], y: readonly number[]): number | undefined {
+  const n = y.length;
+  if (n < 4) return undefined;
+  let m1 = 0;
+  let m2 = 0;
+  let my = 0;
+  for (let i = 0; i < n; i++) {
+    m1 += x1[i]!;
+    m2 += x2[i]!;
+    my += y[i]!;
+  }
+  m1 /= n;
+  m2 /= n;
+  my /= n;
+  let s11 = 0;
+  let s12 = 0;
+  let s22 = 0;
+  let s1y = 0;
+  let s2y = 0;
+  for (let i = 0; i < n; i++) {
+    const a = x1[i]! - m1;
+    const b = x2[i]! - m2;
+    const c = y[i]! - my;
+    s11 += a * a;
+    s12 += a * b;
+    s22 += b * b;
+    s1y += a * c;
+    s2y += b * c;
+  }
+  const det = s11 * s22 - s12 * s12;
+  if (!(Math.abs(det) > 1e-10 * s11 * s22) || !(s22 > 0)) return undefined;
+  return (s11 * s2y - s12 * s1y) / det;
+}

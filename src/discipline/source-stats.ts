@@ -12,10 +12,16 @@
 import type { Instant } from '../time/ntp-time.js';
 import { addSeconds, diffSeconds } from '../time/ntp-time.js';
 import type { LeapIndicator } from '../clock/clock.js';
-import { findBestRegression, RUNS_RATIO, tCoefficient } from './regression.js';
+import { findBestRegression, RUNS_RATIO, secondSlope, tCoefficient } from './regression.js';
 
 /** Worst-case frequency uncertainty (s/s) assumed when it cannot be estimated. */
 export const WORST_SKEW = 2000e-6;
+
+/** Jitter asymmetry: all of it in one direction gives ±0.5. */
+const ASYM_MAX = 0.5;
+const ASYM_MIN = 0.45;
+const ASYM_MIN_RUN = 10;
+const ASYM_MAX_RUN = 1000;
 
 export interface StoredSample {
   time: Instant; // virtual local time
@@ -67,6 +73,10 @@ export class SourceStats {
   private samples: StoredSample[] = [];
   /** Samples dropped from the fit, kept (up to as many as are fitted) for the runs test only. */
   private older: StoredSample[] = [];
+  /** Estimated jitter asymmetry (offset change per second of extra delay), 0 while inactive. */
+  private asym = 0;
+  /** Consecutive fits with a significant asymmetry of the same sign (signed). */
+  private asymRun = 0;
   private est: SourceEstimate | undefined;
   private readonly maxSamples: number;
   private readonly minSamples: number;
@@ -181,6 +191,7 @@ export class SourceStats {
     const x = all.map((s) => diffSeconds(s.time, newest.time));
     const y = all.map((s) => s.offset);
     const dist = all.map((s) => s.delay / 2 + s.dispersion);
+    this.correctAsymmetry(all, x, y);
     let minD = Infinity;
     let sumD = 0;
     for (const d of dist.slice(extra)) {
@@ -202,8 +213,19 @@ export class SourceStats {
     const used = this.samples.length;
     const stdDev = Math.sqrt(Math.max(fit.variance, 0));
     const span = diffSeconds(newest.time, this.samples[0]!.time);
-    // With few points the residual variance is unreliable: keep the sample distances as a floor.
-    const minSd = used < 4 ? minD / Math.sqrt(3) : 0;
+    // With few points the residual variance is unreliable: floor it by what the samples' delay
+    // spread allows their offsets to vary by (a constant delay, however large, is a bias that
+    // the spread does not show), plus their dispersion.
+    let minSd = 0;
+    if (used < 4) {
+      let maxD = 0;
+      let minDisp = Infinity;
+      for (const s of this.samples) {
+        maxD = Math.max(maxD, s.delay / 2 + s.dispersion);
+        minDisp = Math.min(minDisp, s.dispersion);
+      }
+      minSd = (maxD - minD + minDisp) / Math.sqrt(3);
+    }
     const slopeSd = Math.max(fit.slopeSd, span > 0 ? minSd / span : 0);
     this.est = {
       offsetTime: newest.time,
@@ -216,6 +238,35 @@ export class SourceStats {
       nr: fit.runs,
       span,
     };
+  }
+
+  /** Jitter asymmetry in use (0 when not significant), for reports. */
+  get asymmetry(): number {
+    return this.asym;
+  }
+
+  /**
+   * Asymmetric jitter (chrony's approach, sourcestats.c): when most jitter is on one direction
+   * of the path, a sample's offset error grows with its extra delay. The slope of offset against
+   * extra delay (with time as the other regressor) estimates it; once it has been significant
+   * (|b| ≥ 0.45) with the same sign for 10 fits, the offsets given to the fit are corrected to
+   * what the minimum delay would have measured: y −= b·(delay − min delay), |b| ≤ 0.5.
+   */
+  private correctAsymmetry(all: readonly StoredSample[], x: number[], y: number[]): void {
+    let minDelay = Infinity;
+    for (const s of all) minDelay = Math.min(minDelay, s.delay);
+    const extra = all.map((s) => s.delay - minDelay);
+    const b = secondSlope(x, extra, y);
+    if (b === undefined || b * this.asymRun < 0) {
+      this.asym = 0;
+      this.asymRun = 0;
+      return;
+    }
+    if (b <= -ASYM_MIN && this.asymRun > -ASYM_MAX_RUN) this.asymRun--;
+    else if (b >= ASYM_MIN && this.asymRun < ASYM_MAX_RUN) this.asymRun++;
+    if (Math.abs(this.asymRun) < ASYM_MIN_RUN) return;
+    this.asym = Math.max(-ASYM_MAX, Math.min(ASYM_MAX, b));
+    for (let i = 0; i < y.length; i++) y[i]! -= this.asym * extra[i]!;
   }
 
   /** θ predicted at `t` from the fitted line. */

@@ -512,7 +512,8 @@ export class ClientAssociation {
     if (req.presend) return 'presend';
 
     const sample: NtpSample = {
-      time: t4,
+      // The offset describes the middle of the exchange (it matters while the clock slews fast).
+      time: t1 + (t4 - t1) / 2n,
       offset,
       delay,
       dispersion,

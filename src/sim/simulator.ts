@@ -238,7 +238,9 @@ export function runSimulation(sc: Scenario): SimulationResult {
     node.timerTarget = target;
     node.timerGen++;
     if (target === null) return;
-    const wait = Math.max(diffSeconds(target, node.clock.now()), 0);
+    // The wait is in the node's cooked seconds; its clock runs at (1+f_osc)(1+f_corr) true s/s.
+    const rate = (1 + node.osc.frequency(trueNow)) * (1 + node.clock.getFrequency() * 1e-6);
+    const wait = Math.max(diffSeconds(target, node.clock.now()), 0) / rate;
     q.push(addSeconds(trueNow, wait) + 1n, { kind: 'timer', node, gen: node.timerGen });
   };
 

@@ -19,7 +19,10 @@ test('wander is reproducible from the seed, whatever the query order', () => {
   const b = new InjectedError(spec, 0n);
   const times = [3600n, 10n, 1234n, 1n, 3599n].map((s) => EPOCH + s * NS_PER_S + 123_456_789n);
   const fromA = times.map((t) => a.errorAt(t));
-  const fromB = [...times].reverse().map((t) => b.errorAt(t)).reverse();
+  const fromB = [...times]
+    .reverse()
+    .map((t) => b.errorAt(t))
+    .reverse();
   assert.deepEqual(fromA, fromB);
   // A random walk of frequency: after an hour it has moved (≈ 1e-8·√3600 = 6e-7 s/s).
   assert.notEqual(a.frequencyAt(EPOCH + 3600n * NS_PER_S), a.frequencyAt(EPOCH));

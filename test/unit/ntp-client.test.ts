@@ -60,6 +60,8 @@ interface Delivery {
   request: Transmit;
   response?: Uint8Array;
   arrival?: Instant;
+  /** Kernel TX time of the request (client clock). */
+  departure?: Instant;
   verdict?: ResponseVerdict;
 }
 
@@ -77,6 +79,7 @@ function fire(c: ClientAssociation, s: NtpServer, n: Net, now: Instant, deliver 
     const d: Delivery = { request: t };
     out.push(d);
     const departure = now + n.clientKernel;
+    d.departure = departure;
     if (t.txTag !== undefined && !n.lateTxReport) c.handleTxTimestamp(t.txTag, departure);
     if (n.lose) continue;
     const rx = departure + n.d1 + n.offset; // server clock
@@ -144,7 +147,8 @@ test('basic exchange: offset and delay with a known server offset', () => {
     assert.ok(smp);
     close(smp.offset, expOffset, 2e-9, 'offset');
     close(smp.delay, Number(d1 + d2) / 1e9, 2e-9, 'delay');
-    assert.equal(smp.time, ds[0]!.arrival);
+    // The sample describes the middle of the exchange (T1 kernel TX .. T4).
+    assert.equal(smp.time, ds[0]!.departure! + (ds[0]!.arrival! - ds[0]!.departure!) / 2n);
     assert.equal(smp.stratum, 1);
     assert.equal(smp.refId, refIdFromAscii('GPS'));
     assert.equal(smp.leap, 0);
@@ -503,7 +507,7 @@ test('xleave: interleaved samples use the kernel TX timestamps', () => {
     close(x.delay, 0.02, 2e-9, 'interleaved delay');
   }
   // Interleaved samples refer to the previous exchange.
-  assert.equal(smp[1]!.time, ds[0]!.arrival);
+  assert.equal(smp[1]!.time, ds[0]!.departure! + (ds[0]!.arrival! - ds[0]!.departure!) / 2n);
   assert.equal(c.status().interleaved, true);
   assert.equal(s.stats().ntpInterleavedPacketsReceived, smp.length - 1);
 
