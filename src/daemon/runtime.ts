@@ -7,8 +7,7 @@ import type { Clock } from '../clock/clock.js';
 import type { Engine } from '../engine/engine.js';
 import type { ClockAction, Endpoint, Transmit } from '../engine/types.js';
 import type { TimestampedSocket } from '../io/udp.js';
-import { diffSeconds, ntp64ToInstant, type Instant } from '../time/ntp-time.js';
-import { TxLatencyEstimator } from './tx-latency.js';
+import { diffSeconds, type Instant } from '../time/ntp-time.js';
 import { realtimeNow } from '../io/realtime.js';
 import { isIPv6 } from 'node:net';
 
@@ -30,10 +29,6 @@ export class Runtime {
   private stopped = false;
   /** kernel TX id → engine tag, per socket (ids count per socket from 0). */
   private readonly txTags = new Map<TimestampedSocket, Map<number, number>>();
-  /** kernel TX id → the T3 written into that answer (cooked time), per socket. */
-  private readonly stampedT3 = new Map<TimestampedSocket, Map<number, Instant>>();
-  /** How long an answer takes from the T3 stamp to the kernel's TX timestamp. */
-  readonly txLatency = new TxLatencyEstimator();
   readonly sockets: RuntimeSockets = {};
   onClockAction: ((a: ClockAction) => void) | null = null;
 
@@ -46,7 +41,6 @@ export class Runtime {
   attach(kind: keyof RuntimeSockets, sock: TimestampedSocket): void {
     this.sockets[kind] = sock;
     this.txTags.set(sock, new Map());
-    this.stampedT3.set(sock, new Map());
   }
 
   /** Datagram callback for a socket of the given role. */
@@ -59,12 +53,6 @@ export class Runtime {
 
   txTimestamp(sock: TimestampedSocket, id: number, txRealtime: Instant): void {
     if (this.stopped) return;
-    const stamped = this.stampedT3.get(sock);
-    const t3 = stamped?.get(id);
-    if (t3 !== undefined) {
-      stamped!.delete(id);
-      this.txLatency.add(diffSeconds(this.clock.fromKernel(txRealtime), t3));
-    }
     const tags = this.txTags.get(sock);
     const tag = tags?.get(id);
     if (tag === undefined) return;
@@ -131,20 +119,12 @@ export class Runtime {
     try {
       // T3 is written next to sendto(): the clock's offset from CLOCK_REALTIME changes only
       // at the servo's frequency, so it can be computed here, microseconds earlier.
-      // The stamp also includes the measured time from sendto() to the kernel's TX timestamp,
-      // so that a basic-mode T3 is as close to when the answer left as an interleaved one.
       let stamp: bigint | undefined;
-      const rt = realtimeNow();
       if (t.stampTransmit && t.data.length >= 48) {
-        stamp = this.clock.fromKernel(rt) - rt + BigInt(Math.round(this.txLatency.correction() * 1e9));
+        const rt = realtimeNow();
+        stamp = this.clock.fromKernel(rt) - rt;
       }
       const id = sock.send(t.data, t.to, stamp);
-      if (stamp !== undefined && id >= 0 && sock.timestamping === 'kernel') {
-        const written = ntp64ToInstant(Buffer.from(t.data.buffer, t.data.byteOffset + 40, 8).readBigUInt64BE(0), rt);
-        const stamped = this.stampedT3.get(sock)!;
-        stamped.set(id, written - BigInt(Math.round(this.txLatency.correction() * 1e9)));
-        if (stamped.size > 4096) stamped.delete(stamped.keys().next().value as number);
-      }
       if (t.txTag !== undefined && id >= 0) {
         const tags = this.txTags.get(sock)!;
         tags.set(id, t.txTag);
