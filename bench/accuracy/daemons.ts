@@ -7,7 +7,14 @@
 import { writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeTempDir, removeTempDir, runInNs, startDaemon, type ManagedProcess } from '../../test/support/netns.js';
+import {
+  makeTempDir,
+  removeTempDir,
+  runInNs,
+  stopOnceThenRemove,
+  startDaemon,
+  type ManagedProcess,
+} from '../../test/support/netns.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const RUBIDIUMD = join(ROOT, 'bin', 'rubidiumd');
@@ -60,7 +67,6 @@ export async function startRubidiumd(opts: {
     throw e;
   }
   const p = proc;
-  let stopped = false;
   return {
     proc: p,
     ns: opts.ns,
@@ -75,14 +81,6 @@ export async function startRubidiumd(opts: {
       );
       return JSON.parse(r.stdout) as T;
     },
-    stop: async () => {
-      if (stopped) return;
-      stopped = true;
-      try {
-        await p.stop();
-      } finally {
-        removeTempDir(dir);
-      }
-    },
+    stop: stopOnceThenRemove(p, dir),
   };
 }

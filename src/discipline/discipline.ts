@@ -301,8 +301,7 @@ export class Discipline {
    * it is first placed in the timescale of its own time, then moved by every later change.
    */
   private toVirtual(t: Instant, offset: number): { time: Instant; offset: number } {
-    let i = this.frames.length;
-    while (i > 0 && this.frames[i - 1]!.at >= t) i--;
+    const i = this.firstFrameAfter(t);
     const first = this.frames[i];
     const r = first
       ? this.remainingWith(t, first.slewBefore, first.freqBefore)
@@ -318,10 +317,16 @@ export class Discipline {
     return { time: tv, offset: off };
   }
 
-  /** Extra rate (s/s) a slew gave the clock at cooked instant t (0 if none). */
-  private slewRateAt(t: Instant): number {
+  /** Index of the first frame change made at or after cooked instant t (length if none). */
+  private firstFrameAfter(t: Instant): number {
     let i = this.frames.length;
     while (i > 0 && this.frames[i - 1]!.at >= t) i--;
+    return i;
+  }
+
+  /** Extra rate (s/s) a slew gave the clock at cooked instant t (0 if none). */
+  private slewRateAt(t: Instant): number {
+    const i = this.firstFrameAfter(t);
     const sl = i < this.frames.length ? this.frames[i]!.slewBefore : (this.slew ?? this.endedSlew);
     return sl && t >= sl.start && t < sl.end ? sl.rate : 0;
   }

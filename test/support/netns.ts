@@ -78,6 +78,20 @@ export function removeTempDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** A stop function that stops `proc` once, then removes its temp dir (later calls do nothing). */
+export function stopOnceThenRemove(proc: { stop(): Promise<unknown> }, dir: string): () => Promise<void> {
+  let stopped = false;
+  return async () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      await proc.stop();
+    } finally {
+      removeTempDir(dir);
+    }
+  };
+}
+
 function pidAlive(pid: number): boolean {
   return existsSync(`/proc/${pid}`) && procState(pid) !== 'Z';
 }

@@ -7,7 +7,16 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir, removeTempDir, run, runInNs, startInNs, waitFor, type ManagedProcess } from './netns.js';
+import {
+  makeTempDir,
+  removeTempDir,
+  run,
+  stopOnceThenRemove,
+  runInNs,
+  startInNs,
+  waitFor,
+  type ManagedProcess,
+} from './netns.js';
 
 export const NTPSEC_DIR = process.env['RUBIDIUM_NTPSEC_DIR'] ?? '/opt/rubidium-peers/ntpsec';
 const NTPSEC_PY = join(NTPSEC_DIR, 'usr/lib/python3/dist-packages');
@@ -218,7 +227,6 @@ export async function startChronyd(opts: ChronydOptions): Promise<Chronyd> {
     throw e;
   }
   const p = proc;
-  let stopped = false;
   const self: Chronyd = {
     proc: p,
     ns: opts.ns,
@@ -237,15 +245,7 @@ export async function startChronyd(opts: ChronydOptions): Promise<Chronyd> {
         const src = await chronyc(opts.ns, ['sources'], { cmdPort }).catch(() => '');
         throw new Error(`${e.message}\nsources:\n${src}\nlog:\n${p.tail()}`);
       }),
-    stop: async () => {
-      if (stopped) return;
-      stopped = true;
-      try {
-        await p.stop();
-      } finally {
-        removeTempDir(dir);
-      }
-    },
+    stop: stopOnceThenRemove(p, dir),
   };
   return self;
 }
@@ -380,7 +380,6 @@ export async function startNtpd(opts: NtpdOptions): Promise<Ntpd> {
         timeoutMs: 10_000,
       })
     ).stdout;
-  let stopped = false;
   const self: Ntpd = {
     proc: p,
     ns: opts.ns,
@@ -397,15 +396,7 @@ export async function startNtpd(opts: NtpdOptions): Promise<Ntpd> {
         const peers = await ntpq(['-pn']).catch(() => '');
         throw new Error(`${e.message}\npeers:\n${peers}\nlog:\n${p.tail()}`);
       }),
-    stop: async () => {
-      if (stopped) return;
-      stopped = true;
-      try {
-        await p.stop();
-      } finally {
-        removeTempDir(dir);
-      }
-    },
+    stop: stopOnceThenRemove(p, dir),
   };
   return self;
 }
