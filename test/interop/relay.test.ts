@@ -375,9 +375,12 @@ describe('userspace UDP delay relay (bench/accuracy/relay.c)', { skip }, () => {
     );
     assert.equal(rtts.length, n);
     for (const [i, x] of result.rtt.entries()) {
-      assert.ok(x !== null && x >= 0.004 && x <= 0.005, `packet ${i}: RTT ${x === null ? 'lost' : ms(x)}`);
+      // Never early (the relay's claim); late by > 1 ms only rarely (host scheduling, CI load).
+      assert.ok(x !== null && x >= 0.004, `packet ${i}: RTT ${x === null ? 'lost' : ms(x)}`);
     }
     assert.ok(Math.abs(median(rtts) - 0.004) <= 0.0003, `median RTT ${ms(median(rtts))}`);
+    const late = rtts.filter((x) => x > 0.005).length;
+    assert.ok(late <= n / 100, `${late} of ${n} RTTs above 5 ms`);
     assert.equal(result.warmupReplies, warmup);
     assert.equal(stats.up.received, n + warmup + 2);
     assert.equal(stats.up.truncated, 2);
