@@ -5,7 +5,9 @@
  *   - clock_gettime(2) on any clock id, as bigint nanoseconds;
  *   - clock_adjtime(2) on CLOCK_REALTIME (read with modes=0, or apply frequency/step/status);
  *   - UDP sockets with kernel software timestamps (SO_TIMESTAMPING RX and TX, OPT_ID), driven by
- *     libuv readiness (uv_poll) on the Node event loop.
+ *     libuv readiness (uv_poll) on the Node event loop;
+ *   - AF_UNIX SOCK_DGRAM sockets (sd_notify, chronyc's Unix command socket), same machinery;
+ *   - dropping root while keeping chosen capabilities (CAP_SYS_TIME), as chronyd does.
  *
  * Every argument is type- and range-checked before any system call; failures throw a JS
  * TypeError / RangeError / Error (system errors carry `code` = "EXXX" and `errno`).
@@ -26,13 +28,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/timex.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_DGRAM 65536
 #define DRAIN_BATCH 64
+/* udp_sock.family of an AF_UNIX datagram socket (UDP sockets use 4 and 6). */
+#define FAMILY_UNIX 1
 #define TS_FLAGS                                                                             \
   (SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | \
    SOF_TIMESTAMPING_OPT_ID | SOF_TIMESTAMPING_OPT_TSONLY)
@@ -589,6 +600,8 @@ static int drain_rx(udp_sock* s) {
   return count;
 }
 
+static int drain_unix_rx(udp_sock* s);
+
 static void on_poll(uv_poll_t* h, int status, int events) {
   udp_sock* s = (udp_sock*)h->data;
   if (s->closed) return;
@@ -602,8 +615,9 @@ static void on_poll(uv_poll_t* h, int status, int events) {
     socklen_t sl = sizeof sockerr;
     getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &sockerr, &sl);
   }
-  int n = drain_errqueue(s);
-  if (!s->closed) n += drain_rx(s);
+  /* AF_UNIX has no error queue: recvmsg(MSG_ERRQUEUE) there would consume a real datagram. */
+  int n = s->family == FAMILY_UNIX ? 0 : drain_errqueue(s);
+  if (!s->closed) n += s->family == FAMILY_UNIX ? drain_unix_rx(s) : drain_rx(s);
   if (!s->closed && status < 0) {
     if (fcntl(s->fd, F_GETFD) == -1) {
       emit_error(s, "poll", EBADF);
@@ -755,7 +769,7 @@ static udp_sock* get_sock(napi_env env, napi_value v, int allow_closed) {
       napi_value e;
       napi_get_and_clear_last_exception(env, &e);
     }
-    throw_type(env, "handle must be a socket handle returned by udpOpen");
+    throw_type(env, "handle must be a socket handle returned by udpOpen or unixOpen");
     return NULL;
   }
   udp_sock* s = (udp_sock*)p;
@@ -806,6 +820,7 @@ static napi_value UdpSend(napi_env env, napi_callback_info info) {
   if (argc < 4) return throw_type(env, "udpSend(handle, data, address, port)");
   udp_sock* s = get_sock(env, argv[0], 0);
   if (s == NULL) return NULL;
+  if (s->family == FAMILY_UNIX) return throw_type(env, "udpSend needs a UDP handle (use unixSend)");
   void* data = NULL;
   size_t len = 0;
   bool is;
@@ -864,6 +879,7 @@ static napi_value UdpLocalPort(napi_env env, napi_callback_info info) {
   if (argc < 1) return throw_type(env, "udpLocalPort(handle)");
   udp_sock* s = get_sock(env, argv[0], 0);
   if (s == NULL) return NULL;
+  if (s->family == FAMILY_UNIX) return throw_type(env, "udpLocalPort needs a UDP handle");
   struct sockaddr_storage ss;
   socklen_t sl = sizeof ss;
   if (getsockname(s->fd, (struct sockaddr*)&ss, &sl) != 0)
@@ -909,6 +925,311 @@ static napi_value UdpSetRef(napi_env env, napi_callback_info info) {
   return u;
 }
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* AF_UNIX datagram sockets                                                                    */
+
+/*
+ * Builds a sockaddr_un from a JS string: a filesystem path, or "@name" for the Linux abstract
+ * namespace (sun_path[0] = 0, the name is the rest of the address, not NUL-terminated).
+ */
+static int make_unix_addr(napi_env env, napi_value v, const char* what, struct sockaddr_un* a,
+                          socklen_t* len) {
+  char msg[200];
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
+    snprintf(msg, sizeof msg, "%s must be a string", what);
+    throw_type(env, msg);
+    return -1;
+  }
+  char buf[sizeof a->sun_path + 2];
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) return -1;
+  /* A path needs its terminating NUL inside sun_path; an abstract name ('@' dropped) does not. */
+  if (n == 0) {
+    snprintf(msg, sizeof msg, "%s is empty", what);
+    throw_type(env, msg);
+    return -1;
+  }
+  if (n > sizeof a->sun_path) goto too_long;
+  if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &n) != napi_ok) return -1;
+  if (strlen(buf) != n) {
+    snprintf(msg, sizeof msg, "%s contains a NUL character", what);
+    throw_type(env, msg);
+    return -1;
+  }
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  if (buf[0] == '@') {
+    if (n < 2) {
+      snprintf(msg, sizeof msg, "%s: abstract socket name '@' is empty", what);
+      throw_type(env, msg);
+      return -1;
+    }
+    memcpy(a->sun_path + 1, buf + 1, n - 1); /* n - 1 <= sizeof sun_path - 1 */
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+    return 0;
+  }
+  if (n >= sizeof a->sun_path) goto too_long;
+  memcpy(a->sun_path, buf, n + 1);
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+  return 0;
+too_long:
+  /* buf may be unread here: ask the string itself whether it is an abstract name. */
+  {
+    char first[2] = {0, 0};
+    size_t l1 = 0;
+    napi_get_value_string_utf8(env, v, first, sizeof first, &l1);
+    snprintf(msg, sizeof msg, "%s is too long for a Unix socket address (%zu bytes, at most %zu)",
+             what, n, first[0] == '@' ? sizeof a->sun_path : sizeof a->sun_path - 1);
+  }
+  throw_range(env, msg);
+  return -1;
+}
+
+/* Sender address of a received datagram as a JS string: path, "@name", or "" (unbound). */
+static napi_value unix_addr_to_js(napi_env env, const struct sockaddr_un* a, socklen_t len) {
+  napi_value out = NULL;
+  size_t off = offsetof(struct sockaddr_un, sun_path);
+  if (len <= off || a->sun_family != AF_UNIX) {
+    napi_create_string_utf8(env, "", 0, &out);
+    return out;
+  }
+  size_t n = (size_t)len - off;
+  if (n > sizeof a->sun_path) n = sizeof a->sun_path;
+  char buf[sizeof a->sun_path + 2];
+  if (a->sun_path[0] == 0) {
+    buf[0] = '@';
+    memcpy(buf + 1, a->sun_path + 1, n - 1);
+    napi_create_string_utf8(env, buf, n, &out); /* may contain NULs: length is explicit */
+  } else {
+    napi_create_string_utf8(env, a->sun_path, strnlen(a->sun_path, n), &out);
+  }
+  return out;
+}
+
+static int drain_unix_rx(udp_sock* s) {
+  napi_env env = s->env;
+  int count = 0;
+  while (!s->closed && count < DRAIN_BATCH) {
+    struct sockaddr_un from;
+    struct iovec iov = {s->buf, sizeof s->buf};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    memset(&from, 0, sizeof from);
+    m.msg_name = &from;
+    m.msg_namelen = sizeof from;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    ssize_t n = recvmsg(s->fd, &m, MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) emit_error(s, "recvmsg", errno);
+      break;
+    }
+    count++;
+    if (m.msg_flags & MSG_TRUNC) {
+      /* Larger than the receive buffer: the kernel dropped the rest; say so, deliver nothing. */
+      emit_error(s, "recvmsg: datagram larger than 65536 bytes dropped", EMSGSIZE);
+      continue;
+    }
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) break;
+    napi_value argv[3];
+    void* bdata;
+    int ok = napi_create_string_utf8(env, "rx", 2, &argv[0]) == napi_ok &&
+             napi_create_buffer_copy(env, (size_t)n, s->buf, &bdata, &argv[1]) == napi_ok &&
+             (argv[2] = unix_addr_to_js(env, &from, m.msg_namelen)) != NULL;
+    int rc = ok ? emit(s, 3, argv) : -1;
+    napi_close_handle_scope(env, scope);
+    if (rc != 0) break;
+  }
+  return count;
+}
+
+/*
+ * unixOpen(path: string | null, onEvent): handle. Non-blocking, close-on-exec AF_UNIX SOCK_DGRAM
+ * socket, bound to `path` ('@name' = abstract) or unbound when path is null/''. The caller
+ * removes a stale socket file first and sets its mode. Events: ('rx', Buffer, fromPath) and
+ * ('error', message).
+ */
+static napi_value UnixOpen(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return throw_type(env, "unixOpen(path | null, onEvent)");
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[0], &t));
+  int bind_it = 0;
+  struct sockaddr_un sa;
+  socklen_t sl = 0;
+  if (t == napi_string) {
+    size_t n = 0;
+    CHECK(napi_get_value_string_utf8(env, argv[0], NULL, 0, &n));
+    if (n > 0) {
+      if (make_unix_addr(env, argv[0], "path", &sa, &sl) != 0) return NULL;
+      bind_it = 1;
+    }
+  } else if (t != napi_null && t != napi_undefined) {
+    return throw_type(env, "path must be a string or null");
+  }
+  CHECK(napi_typeof(env, argv[1], &t));
+  if (t != napi_function) return throw_type(env, "onEvent must be a function");
+
+  uv_loop_t* loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket(AF_UNIX)", errno);
+  if (bind_it && bind(fd, (struct sockaddr*)&sa, sl) != 0) {
+    int e = errno;
+    close(fd);
+    char what[sizeof sa.sun_path + 32];
+    if (sa.sun_path[0] == 0)
+      snprintf(what, sizeof what, "bind(@%.*s)", (int)(sl - offsetof(struct sockaddr_un, sun_path) - 1),
+               sa.sun_path + 1);
+    else
+      snprintf(what, sizeof what, "bind(%s)", sa.sun_path);
+    return throw_errno(env, what, e);
+  }
+  udp_sock* s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    close(fd);
+    return throw_errno(env, "unixOpen", ENOMEM);
+  }
+  s->env = env;
+  s->fd = fd;
+  s->family = FAMILY_UNIX;
+  s->ts_mode = TS_NONE;
+  s->poll_closed = 1;
+  napi_value obj, resource, name, mode;
+  if (napi_create_object(env, &obj) != napi_ok ||
+      napi_wrap(env, obj, s, sock_finalize, NULL, NULL) != napi_ok) {
+    close(fd);
+    free(s);
+    return throw_errno(env, "unixOpen(wrap)", ENOMEM);
+  }
+  if (napi_create_string_utf8(env, "none", NAPI_AUTO_LENGTH, &mode) != napi_ok ||
+      napi_set_named_property(env, obj, "tsMode", mode) != napi_ok ||
+      napi_create_object(env, &resource) != napi_ok ||
+      napi_create_string_utf8(env, "RubidiumUnixDgramSocket", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, resource, name, &s->actx) != napi_ok ||
+      napi_create_reference(env, argv[1], 1, &s->cb) != napi_ok) {
+    sock_close(s, 0);
+    return throw_errno(env, "unixOpen(init)", ENOMEM);
+  }
+  int r = uv_poll_init(loop, &s->poll, fd);
+  if (r < 0) {
+    sock_close(s, 0);
+    return throw_errno(env, "uv_poll_init", -r);
+  }
+  s->poll.data = s;
+  s->poll_inited = 1;
+  s->poll_closed = 0;
+  r = uv_poll_start(&s->poll, UV_READABLE, on_poll);
+  if (r < 0) {
+    sock_close(s, 0);
+    return throw_errno(env, "uv_poll_start", -r);
+  }
+  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
+  return obj;
+}
+
+/* unixSend(handle, data, toPath): sendto with MSG_DONTWAIT; kernel refusals throw with `code`. */
+static napi_value UnixSend(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return throw_type(env, "unixSend(handle, data, toPath)");
+  udp_sock* s = get_sock(env, argv[0], 0);
+  if (s == NULL) return NULL;
+  if (s->family != FAMILY_UNIX) return throw_type(env, "unixSend needs a handle from unixOpen");
+  bool is = false;
+  void* data = NULL;
+  size_t len = 0;
+  CHECK(napi_is_typedarray(env, argv[1], &is));
+  if (!is) return throw_type(env, "data must be a Buffer or Uint8Array");
+  napi_typedarray_type tt;
+  napi_value ab;
+  size_t off;
+  CHECK(napi_get_typedarray_info(env, argv[1], &tt, &len, &data, &ab, &off));
+  if (tt != napi_uint8_array && tt != napi_uint8_clamped_array)
+    return throw_type(env, "data must be a Buffer or Uint8Array");
+  if (len > MAX_DGRAM) return throw_range(env, "data longer than 65536 bytes");
+  if (len > 0 && data == NULL) return throw_type(env, "data is detached");
+  struct sockaddr_un sa;
+  socklen_t sl;
+  if (make_unix_addr(env, argv[2], "toPath", &sa, &sl) != 0) return NULL;
+  ssize_t n;
+  do {
+    n = sendto(s->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr*)&sa, sl);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    char what[sizeof sa.sun_path + 32];
+    if (sa.sun_path[0] == 0)
+      snprintf(what, sizeof what, "sendto(@%.*s)", (int)(sl - offsetof(struct sockaddr_un, sun_path) - 1),
+               sa.sun_path + 1);
+    else
+      snprintf(what, sizeof what, "sendto(%s)", sa.sun_path);
+    return throw_errno(env, what, errno);
+  }
+  napi_value out;
+  CHECK(napi_create_double(env, (double)n, &out));
+  return out;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Privileges                                                                                  */
+
+/*
+ * dropPrivileges(uid, gid, keepCaps: number[]): switches the whole process (glibc applies
+ * setgroups/setgid/setuid to every thread) to uid/gid with no supplementary groups. The listed
+ * capabilities (e.g. 25 = CAP_SYS_TIME) stay permitted and effective on the calling (main)
+ * thread through PR_SET_KEEPCAPS + capset, as chronyd keeps CAP_SYS_TIME; all others are gone.
+ * Returns the effective capability mask afterwards as a bigint.
+ */
+static napi_value DropPrivileges(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return throw_type(env, "dropPrivileges(uid, gid, keepCaps)");
+  int64_t uid, gid;
+  if (get_integer(env, argv[0], "uid", 0, 0xfffffffeLL, &uid) != 0) return NULL;
+  if (get_integer(env, argv[1], "gid", 0, 0xfffffffeLL, &gid) != 0) return NULL;
+  bool is_array = false;
+  CHECK(napi_is_array(env, argv[2], &is_array));
+  if (!is_array) return throw_type(env, "keepCaps must be an array of capability numbers");
+  uint32_t ncaps = 0;
+  CHECK(napi_get_array_length(env, argv[2], &ncaps));
+  if (ncaps > 64) return throw_range(env, "keepCaps has more than 64 entries");
+  uint64_t mask = 0;
+  for (uint32_t i = 0; i < ncaps; i++) {
+    napi_value e;
+    int64_t cap;
+    CHECK(napi_get_element(env, argv[2], i, &e));
+    if (get_integer(env, e, "capability", 0, 63, &cap) != 0) return NULL;
+    mask |= (uint64_t)1 << cap;
+  }
+  if (mask != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)
+    return throw_errno(env, "prctl(PR_SET_KEEPCAPS)", errno);
+  if (setgroups(0, NULL) != 0) return throw_errno(env, "setgroups", errno);
+  if (setgid((gid_t)gid) != 0) return throw_errno(env, "setgid", errno);
+  if (setuid((uid_t)uid) != 0) return throw_errno(env, "setuid", errno);
+  if (getuid() != (uid_t)uid || geteuid() != (uid_t)uid || getgid() != (gid_t)gid)
+    return throw_errno(env, "setuid (ids did not change)", EPERM);
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  data[0].effective = data[0].permitted = (uint32_t)mask;
+  data[1].effective = data[1].permitted = (uint32_t)(mask >> 32);
+  if (syscall(SYS_capset, &hdr, data) != 0) return throw_errno(env, "capset", errno);
+  if (mask != 0) prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+  memset(data, 0, sizeof data);
+  if (syscall(SYS_capget, &hdr, data) != 0) return throw_errno(env, "capget", errno);
+  uint64_t eff = (uint64_t)data[0].effective | ((uint64_t)data[1].effective << 32);
+  napi_value out;
+  CHECK(napi_create_bigint_uint64(env, eff, &out));
+  return out;
+}
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"clockGettime", NULL, ClockGettime, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -919,6 +1240,12 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"udpLocalPort", NULL, UdpLocalPort, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpClose", NULL, UdpClose, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSetRef", NULL, UdpSetRef, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unixOpen", NULL, UnixOpen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unixSend", NULL, UnixSend, NULL, NULL, NULL, napi_enumerable, NULL},
+      /* Same handle type: closing and ref/unref work as for UDP sockets. */
+      {"unixClose", NULL, UdpClose, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unixSetRef", NULL, UdpSetRef, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dropPrivileges", NULL, DropPrivileges, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

@@ -1,6 +1,7 @@
 import type { Instant } from '../time/ntp-time.js';
 import { addSeconds, diffSeconds } from '../time/ntp-time.js';
 import type { Clock, ClockStatus } from './clock.js';
+import { KernelLeapEmulator } from '../leap/kernel-leap.js';
 
 /**
  * A clock that corrects a free-running raw time source in software: cooked = raw + correction,
@@ -13,6 +14,8 @@ export class DisciplinedClock implements Clock {
   private segCorrection = 0; // seconds, correction at segRaw
   private freqPpm = 0;
   private status: ClockStatus = { synchronized: false, leap: 3, maxErrorS: 16, estErrorS: 16 };
+  /** STA_INS/STA_DEL as the kernel would act on them (leapsecmode system). */
+  private readonly kernelLeap = new KernelLeapEmulator();
 
   /**
    * @param raw the raw time source.
@@ -41,7 +44,11 @@ export class DisciplinedClock implements Clock {
   }
 
   private cook(r: Instant): Instant {
-    return addSeconds(r, this.correctionAt(r));
+    const c = addSeconds(r, this.correctionAt(r));
+    const leap = this.kernelLeap.crossed(c);
+    if (leap === 0) return c;
+    this.segCorrection += leap; // the correction is linear: this shifts it from now on
+    return addSeconds(c, leap);
   }
 
   setFrequency(ppm: number): void {
@@ -63,6 +70,7 @@ export class DisciplinedClock implements Clock {
 
   setStatus(status: ClockStatus): void {
     this.status = { ...status };
+    this.kernelLeap.setStatus(status.leap, this.now());
   }
 
   getStatus(): ClockStatus {

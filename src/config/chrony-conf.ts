@@ -1,8 +1,9 @@
 /**
  * chrony.conf parser. Reads the subset of chrony's configuration language Rubidium implements into
  * a typed `Config`, and refuses everything else loudly: an unknown directive or a bad value is a
- * `ConfigError` ("file:line: what"), a real chrony directive Rubidium does not implement yet is a
- * warning in `config.warnings` (never silently dropped).
+ * `ConfigError` ("file:line: what"); a real chrony directive Rubidium does not implement is an
+ * error or a warning in `config.warnings` as its status in directive-status.ts says (never
+ * silently dropped). Tuning directives and source options: tuning.ts.
  *
  * Syntax (as chrony): one directive per line, words separated by white space, directive names
  * and option keywords case-insensitive, a line whose first non-blank character is one of
@@ -11,17 +12,21 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SOURCE_DEFAULTS } from '../engine/types.js';
+import type { RestrictRule } from '../ntp/restrict.js';
+import { formatLeapConfig, parseLeapDirective } from '../leap/leap-config.js';
+import { formatLogsRtcConfig, parseLogsRtcDirective } from '../logs/logs-config.js';
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+import { ConfigError } from './config-error.js';
+import { DIRECTIVE_STATUS, SOURCE_OPTION_STATUS, unimplemented } from './directive-status.js';
+import type { CmdRateLimit } from '../cmdmon/access.js';
+import { formatCmdRateLimit, parseCmdRateLimit, parseOpenCommands } from '../cmdmon/config.js';
+import * as tuning from './tuning.js';
+
+export { ConfigError };
 
 export type SourceType = 'server' | 'pool';
 
-export interface SourceOptions {
+export interface SourceOptions extends tuning.SourceTuning {
   minpoll: number; // log2 s, -7..24, default 6
   maxpoll: number; // log2 s, -7..24, default 10
   iburst: boolean;
@@ -36,6 +41,10 @@ export interface SourceOptions {
   xleave: boolean;
   port: number; // default 123
   offline: boolean;
+  /** chrony auto_offline: a failed send takes the source offline. */
+  autoOffline: boolean;
+  /** chrony maxunreach: polls the source may stay selectable while unreachable (default 100000). */
+  maxunreach: number;
   /** NTP version to send, null = automatic (4). */
   version: number | null;
 }
@@ -63,11 +72,17 @@ export interface LocalConfig {
   stratum: number; // 1..15, default 10
   orphan: boolean;
   distance: number; // seconds, default 1
+  /** Local reference only after the root distance was below this once (default 0: always). */
+  activate?: number;
+  /** Seconds after the last clock update before the local reference may activate (default 0). */
+  waitsynced?: number;
+  /** Seconds unsynchronised before it activates (default 300 with orphan, else 0). */
+  waitunsynced?: number;
 }
 
-export type LogName = 'measurements' | 'statistics' | 'tracking';
+export type LogName = 'rawmeasurements' | 'measurements' | 'selection' | 'statistics' | 'tracking';
 
-export interface Config {
+export interface Config extends tuning.TuningConfig {
   sources: SourceConfig[];
   /** allow/deny rules for NTP clients, in file order. No rule = serve nobody (chrony default). */
   access: AccessRule[];
@@ -77,6 +92,8 @@ export interface Config {
   /** Seconds between drift file updates (driftfile's optional second argument), null = default. */
   driftfileInterval: number | null;
   pidfile: string | null;
+  /** Account rubidiumd switches to after binding its sockets (chrony `user`; -u overrides). */
+  user: string | null;
   /** NTP server port, 0 disables serving. Default 123. */
   port: number;
   /** Addresses the NTP server socket binds to; empty = all. */
@@ -87,12 +104,51 @@ export interface Config {
   bindcmdaddress: string[];
   /** Unix command socket path (default DEFAULT_CMD_SOCKET); null = disabled (`bindcmdaddress /`). */
   cmdSocket: string | null;
+  /** cmdallow/cmddeny rules for remote chronyc hosts (localhost is always allowed). */
+  cmdaccess: AccessRule[];
+  /** cmdratelimit for non-localhost command packets; null = off. */
+  cmdratelimit: CmdRateLimit | null;
+  /** opencommands: chronyc commands open to allowed hosts over UDP; null = chrony's default set. */
+  opencommands: string[] | null;
   logdir: string | null;
   log: LogName[];
+  /** Lines between log file banners (chrony logbanner, default 32, 0 = never). */
+  logbanner: number;
+  /** Clock error (s) above which a correction is logged (chrony logchange); null = default 1 s. */
+  logchange: number | null;
+  /** Let the kernel's 11-minute mode copy the system time to the RTC (clear STA_UNSYNC when synced). */
+  rtcsync: boolean;
+  /** RTC drift tracking (chrony rtcfile/rtcautotrim/rtcdevice/rtconutc/hwclockfile); see src/rtc/. */
+  rtcfile: string | null;
+  rtcautotrim: number; // s, 0 = off
+  rtcdevice: string; // default /dev/rtc
+  rtconutc: boolean;
+  hwclockfile: string | null;
   minsources: number; // default 1
   maxdistance: number; // seconds, default 3
   /** Directories given with `sourcedir` (their *.sources were read into `sources`). */
   sourcedirs: string[];
+  /** TZif file (or zone name under /usr/share/zoneinfo, e.g. right/UTC) with leap seconds. */
+  leapsectz: string | null;
+  /** leap-seconds.list file (IETF/NIST format, hash and expiry checked). */
+  leapseclist: string | null;
+  /** How a leap second is applied to the clock (chrony's leapsecmode), default 'system'. */
+  leapsecmode: 'system' | 'step' | 'slew' | 'ignore';
+  /** Server-side time smoothing (chrony's smoothtime); leapOnly = leap smear only. */
+  smoothtime: { maxFreqPpm: number; maxWanderPpmPerS: number; leapOnly: boolean } | null;
+  /** ntp.conf `restrict` rules in file order (empty for chrony.conf); see src/ntp/restrict.ts. */
+  restrict: RestrictRule[];
+  /** ntp.conf statsdir / statistics / filegen (NTPsec's loopstats, peerstats, clockstats files). */
+  statsdir: string | null;
+  statistics: Array<'loopstats' | 'peerstats' | 'clockstats'>;
+  filegen: Record<
+    string,
+    { file: string | null; type: 'none' | 'pid' | 'day' | 'week' | 'month' | 'year' | 'age'; enable: boolean }
+  >;
+  /** Symmetric key file (chrony keyfile / ntp.conf keys); parsed by src/config/keys-file.ts. */
+  keyfile: string | null;
+  trustedkeys: number[];
+  controlkey: number | null;
   warnings: string[];
 }
 
@@ -102,6 +158,9 @@ export const DEFAULT_SOURCE_OPTIONS: Readonly<SourceOptions> = Object.freeze({
   ...SOURCE_DEFAULTS,
   port: 123,
   version: null,
+  autoOffline: false,
+  maxunreach: 100000,
+  ...tuning.SOURCE_TUNING_DEFAULTS,
 });
 
 export const DEFAULT_MAXSOURCES = 4;
@@ -117,127 +176,7 @@ cmdport 11323
 bindcmdaddress 127.0.0.1
 `;
 
-/** Every chrony.conf directive (chrony 4.8) Rubidium does not implement yet, plus obsolete ones. */
-const UNSUPPORTED_DIRECTIVES = new Set([
-  'acquisitionport',
-  'authselectmode',
-  'bindacqaddress',
-  'bindacqdevice',
-  'bindcmddevice',
-  'binddevice',
-  'broadcast',
-  'clientloglimit',
-  'clockprecision',
-  'cmdallow',
-  'cmddeny',
-  'cmdratelimit',
-  'combinelimit',
-  'corrtimeratio',
-  'dscp',
-  'dumpdir',
-  'dumponexit',
-  'fallbackdrift',
-  'hwclockfile',
-  'hwtimestamp',
-  'hwtstimeout',
-  'initstepslew',
-  'keyfile',
-  'leapsecmode',
-  'leapsectz',
-  'leapseclist',
-  'lock_all',
-  'logbanner',
-  'logchange',
-  'mailonchange',
-  'manual',
-  'maxchange',
-  'maxclockerror',
-  'maxdrift',
-  'maxjitter',
-  'maxntsconnections',
-  'maxsamples',
-  'maxslewrate',
-  'maxstratum',
-  'maxupdateskew',
-  'maxtxbuffers',
-  'minsamples',
-  'minstratum',
-  'nocerttimecheck',
-  'noclientlog',
-  'nosystemcert',
-  'ntpsigndsocket',
-  'ntsaeads',
-  'ntsratelimit',
-  'ntscachedir',
-  'ntsdumpdir',
-  'ntsntpserver',
-  'ntsport',
-  'ntsprocesses',
-  'ntsrefresh',
-  'ntsrotate',
-  'ntsservercert',
-  'ntsserverkey',
-  'ntstrustedcerts',
-  'opencommands',
-  'peer',
-  'ptpdomain',
-  'ptpport',
-  'ratelimit',
-  'refclock',
-  'refresh',
-  'reselectdist',
-  'rtcautotrim',
-  'rtcdevice',
-  'rtcfile',
-  'rtconutc',
-  'rtcsync',
-  'sched_priority',
-  'smoothtime',
-  'stratumweight',
-  'tempcomp',
-  'user',
-  'commandkey',
-  'generatecommandkey',
-  'linux_freq_scale',
-  'linux_hz',
-]);
-
-/** chrony source options Rubidium does not implement yet: name → number of values it takes. */
-const UNSUPPORTED_SOURCE_OPTIONS = new Map<string, number>([
-  ['auto_offline', 0],
-  ['copy', 0],
-  ['nts', 0],
-  ['ipv4', 0],
-  ['ipv6', 0],
-  ['asymmetry', 1],
-  ['certset', 1],
-  ['extfield', 1],
-  ['filter', 1],
-  ['key', 1],
-  ['maxdelaydevratio', 1],
-  ['maxdelayquant', 1],
-  ['maxdelayratio', 1],
-  ['maxsamples', 1],
-  ['maxunreach', 1],
-  ['mindelay', 1],
-  ['minsamples', 1],
-  ['minstratum', 1],
-  ['ntsport', 1],
-  ['offset', 1],
-  ['presend', 1],
-]);
-
-const ALL_LOG_NAMES = new Set([
-  'rawmeasurements',
-  'measurements',
-  'selection',
-  'statistics',
-  'tracking',
-  'rtc',
-  'refclocks',
-  'tempcomp',
-]);
-const SUPPORTED_LOGS: readonly LogName[] = ['measurements', 'statistics', 'tracking'];
+// What happens to every directive and source option without a case below: directive-status.ts.
 
 const MAX_INCLUDE_DEPTH = 10;
 
@@ -259,6 +198,7 @@ const nodeFs: ConfigFs = {
 
 export function defaultConfig(): Config {
   return {
+    ...tuning.defaultTuning(),
     sources: [],
     access: [],
     local: null,
@@ -266,16 +206,39 @@ export function defaultConfig(): Config {
     driftfile: null,
     driftfileInterval: null,
     pidfile: null,
+    user: null,
     port: 123,
     bindaddress: [],
     cmdport: 323,
     bindcmdaddress: [],
     cmdSocket: DEFAULT_CMD_SOCKET,
+    cmdaccess: [],
+    cmdratelimit: null,
+    opencommands: null,
     logdir: null,
     log: [],
+    logbanner: 32,
+    logchange: null,
+    rtcsync: false,
+    rtcfile: null,
+    rtcautotrim: 0,
+    rtcdevice: '/dev/rtc',
+    rtconutc: false,
+    hwclockfile: null,
     minsources: 1,
     maxdistance: 3,
     sourcedirs: [],
+    leapsectz: null,
+    leapseclist: null,
+    leapsecmode: 'system',
+    smoothtime: null,
+    restrict: [],
+    statsdir: null,
+    statistics: [],
+    filegen: {},
+    keyfile: null,
+    trustedkeys: [],
+    controlkey: null,
     warnings: [],
   };
 }
@@ -333,6 +296,16 @@ class Parser {
       case 'deny':
         c.access.push(parseAccess(name === 'allow', args, where));
         return;
+      case 'cmdallow':
+      case 'cmddeny':
+        c.cmdaccess.push(parseAccess(name === 'cmdallow', args, where));
+        return;
+      case 'cmdratelimit':
+        c.cmdratelimit = parseCmdRateLimit(args, where);
+        return;
+      case 'opencommands':
+        c.opencommands = parseOpenCommands(args, where);
+        return;
       case 'local':
         c.local = parseLocal(args, where);
         return;
@@ -344,13 +317,21 @@ class Parser {
         return;
       }
       case 'driftfile':
-        nArgs(name, args, 1, 2, where);
+        // chrony 4.8: driftfile FILE [interval SECONDS]
+        nArgs(name, args, 1, 3, where);
+        if (args.length === 2 || (args.length === 3 && args[1]!.toLowerCase() !== 'interval')) {
+          throw new ConfigError(`${where}: invalid driftfile directive (expected: driftfile FILE [interval SECONDS])`);
+        }
         c.driftfile = args[0]!;
-        c.driftfileInterval = args[1] !== undefined ? num(args[1], 'driftfile interval', where, 0) : null;
+        c.driftfileInterval = args[2] !== undefined ? int(args[2], 'driftfile interval', where, 1) : null;
         return;
       case 'pidfile':
         nArgs(name, args, 1, 1, where);
         c.pidfile = args[0]!;
+        return;
+      case 'user':
+        nArgs(name, args, 1, 1, where);
+        c.user = args[0]!;
         return;
       case 'logdir':
         nArgs(name, args, 1, 1, where);
@@ -380,13 +361,16 @@ class Parser {
         return;
       }
       case 'log':
-        if (args.length === 0) throw new ConfigError(`${where}: missing arguments for log directive`);
-        for (const l of args) {
-          if (!ALL_LOG_NAMES.has(l)) throw new ConfigError(`${where}: invalid log parameter '${l}'`);
-          if ((SUPPORTED_LOGS as readonly string[]).includes(l)) {
-            if (!c.log.includes(l as LogName)) c.log.push(l as LogName);
-          } else c.warnings.push(`${where}: log '${l}' is not supported yet, ignored`);
-        }
+      case 'logbanner':
+      case 'logchange':
+      case 'mailonchange':
+      case 'rtcsync':
+      case 'rtcfile':
+      case 'rtcautotrim':
+      case 'rtcdevice':
+      case 'rtconutc':
+      case 'hwclockfile':
+        parseLogsRtcDirective(c, name, args, where);
         return;
       case 'minsources':
         nArgs(name, args, 1, 1, where);
@@ -395,6 +379,19 @@ class Parser {
       case 'maxdistance':
         nArgs(name, args, 1, 1, where);
         c.maxdistance = num(args[0]!, 'maxdistance', where, 0);
+        return;
+      case 'keyfile': // read and validated by src/config/keys-file.ts when keys are used
+        nArgs(name, args, 1, 1, where);
+        c.keyfile = args[0]!;
+        return;
+      case 'leapsectz':
+      case 'leapseclist':
+        nArgs(name, args, 1, 1, where);
+        c[name] = args[0]!;
+        return;
+      case 'leapsecmode':
+      case 'smoothtime':
+        parseLeapDirective(c, name, args, where);
         return;
       case 'include': {
         nArgs(name, args, 1, 1, where);
@@ -421,11 +418,14 @@ class Parser {
         return;
       }
       default:
-        if (UNSUPPORTED_DIRECTIVES.has(name)) {
-          c.warnings.push(`${where}: directive '${name}' is not supported yet, ignored`);
-          return;
-        }
-        throw new ConfigError(`${where}: unknown directive '${words[0]}'`);
+        if (tuning.parseTuningDirective(c, name, args, where, DEFAULT_SOURCE_OPTIONS)) return;
+        unimplemented(
+          Object.hasOwn(DIRECTIVE_STATUS, name) ? DIRECTIVE_STATUS[name] : undefined,
+          words[0]!,
+          'directive',
+          where,
+          c.warnings,
+        );
     }
   }
 
@@ -550,15 +550,22 @@ function parseSource(type: SourceType, args: string[], where: string, warnings: 
       case 'version':
         o.version = int(value(opt), 'version', where, 1, 4);
         break;
+      case 'auto_offline':
+        o.autoOffline = true;
+        break;
+      case 'maxunreach':
+        o.maxunreach = int(value(opt), 'maxunreach', where, 0, 2147483647);
+        break;
       case 'maxsources':
         if (type !== 'pool') throw new ConfigError(`${where}: option 'maxsources' is only valid for pool`);
         src.maxsources = int(value(opt), 'maxsources', where, 1, 16);
         break;
       default: {
-        const n = UNSUPPORTED_SOURCE_OPTIONS.get(opt);
-        if (n === undefined) throw new ConfigError(`${where}: unknown ${type} option '${args[i]}'`);
-        if (n > 0) value(opt);
-        warnings.push(`${where}: ${type} option '${opt}' is not supported yet, ignored`);
+        if (tuning.parseTuningSourceOption(o, opt, () => value(opt), where)) break;
+        const st = Object.hasOwn(SOURCE_OPTION_STATUS, opt) ? SOURCE_OPTION_STATUS[opt] : undefined;
+        const written = args[i]!;
+        if (st && st.values > 0) value(opt);
+        unimplemented(st?.status, written, `${type} option`, where, warnings);
       }
     }
   }
@@ -618,6 +625,9 @@ function parseLocal(args: string[], where: string): LocalConfig {
     if (opt === 'stratum') l.stratum = int(value(), 'local stratum', where, 1, 15);
     else if (opt === 'orphan') l.orphan = true;
     else if (opt === 'distance') l.distance = num(value(), 'local distance', where, 0);
+    else if (opt === 'activate') l.activate = num(value(), 'local activate', where, 0);
+    else if (opt === 'waitsynced') l.waitsynced = num(value(), 'local waitsynced', where, 0);
+    else if (opt === 'waitunsynced') l.waitunsynced = num(value(), 'local waitunsynced', where, 0);
     else throw new ConfigError(`${where}: unknown local option '${args[i]}'`);
   }
   return l;
@@ -764,6 +774,9 @@ export function formatConfig(c: Config): string {
     for (const f of ['iburst', 'burst', 'prefer', 'noselect', 'trust', 'require', 'xleave', 'offline'] as const) {
       if (o[f]) w.push(f);
     }
+    if (o.autoOffline) w.push('auto_offline');
+    if (o.maxunreach !== dflt.maxunreach) w.push('maxunreach', fmtNum(o.maxunreach));
+    w.push(...tuning.formatSourceTuning(o));
     out.push(w.join(' '));
   }
   for (const dir of c.sourcedirs) out.push(`#sourcedir ${dir}  (its sources are listed above)`);
@@ -771,9 +784,12 @@ export function formatConfig(c: Config): string {
   if (c.maxdistance !== d.maxdistance) out.push(`maxdistance ${fmtNum(c.maxdistance)}`);
   if (c.makestep) out.push(`makestep ${fmtNum(c.makestep.threshold)} ${c.makestep.limit}`);
   if (c.driftfile !== null) {
-    out.push(`driftfile ${c.driftfile}${c.driftfileInterval !== null ? ' ' + fmtNum(c.driftfileInterval) : ''}`);
+    out.push(
+      `driftfile ${c.driftfile}${c.driftfileInterval !== null ? ' interval ' + fmtNum(c.driftfileInterval) : ''}`,
+    );
   }
   if (c.pidfile !== null) out.push(`pidfile ${c.pidfile}`);
+  if (c.user !== null) out.push(`user ${c.user}`);
   if (c.port !== d.port) out.push(`port ${c.port}`);
   for (const a of c.bindaddress) out.push(`bindaddress ${a}`);
   for (const r of c.access) {
@@ -783,13 +799,24 @@ export function formatConfig(c: Config): string {
     const w = ['local', 'stratum', String(c.local.stratum)];
     if (c.local.orphan) w.push('orphan');
     if (c.local.distance !== 1) w.push('distance', fmtNum(c.local.distance));
+    if (c.local.activate !== undefined) w.push('activate', fmtNum(c.local.activate));
+    if (c.local.waitsynced !== undefined) w.push('waitsynced', fmtNum(c.local.waitsynced));
+    if (c.local.waitunsynced !== undefined) w.push('waitunsynced', fmtNum(c.local.waitunsynced));
     out.push(w.join(' '));
   }
   if (c.cmdport !== d.cmdport) out.push(`cmdport ${c.cmdport}`);
   for (const a of c.bindcmdaddress) out.push(`bindcmdaddress ${a}`);
   if (c.cmdSocket !== d.cmdSocket) out.push(`bindcmdaddress ${c.cmdSocket ?? '/'}`);
+  for (const r of c.cmdaccess)
+    out.push(['cmd' + (r.allow ? 'allow' : 'deny'), ...(r.all ? ['all'] : []), r.subnet].join(' ').trim());
+  if (c.cmdratelimit) out.push(formatCmdRateLimit(c.cmdratelimit));
+  if (c.opencommands) out.push(['opencommands', ...c.opencommands].join(' '));
+  if (c.keyfile !== null) out.push(`keyfile ${c.keyfile}`);
   if (c.logdir !== null) out.push(`logdir ${c.logdir}`);
   if (c.log.length > 0) out.push(`log ${c.log.join(' ')}`);
+  out.push(...formatLeapConfig(c));
+  out.push(...formatLogsRtcConfig(c));
+  out.push(...tuning.formatTuning(c));
   for (const w of c.warnings) out.push(`# warning: ${w}`);
   return out.join('\n') + (out.length ? '\n' : '');
 }

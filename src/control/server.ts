@@ -35,6 +35,8 @@ export interface ControlServerOptions {
   rateLimit?: { rate: number; burst: number };
   /** Called with internal errors (never thrown). */
   onError?: (err: Error) => void;
+  /** Sees every UDP datagram first (chrony cmdmon packets); returns true if it took it. */
+  rawUdp?: (msg: Buffer, address: string, reply: (out: Uint8Array) => void) => boolean;
 }
 
 export interface ControlServerStats {
@@ -180,6 +182,8 @@ export async function startControlServer(opts: ControlServerOptions): Promise<Co
       udp = sock;
       sock.on('error', (e) => onError(e));
       sock.on('message', (msg, rinfo) => {
+        const reply = (out: Uint8Array) => sock.send(out, rinfo.port, rinfo.address, (err) => err && onError(err));
+        if (opts.rawUdp?.(msg, rinfo.address, reply)) return; // it applies its own access rules
         if (!acceptUdpSource(rinfo.address)) {
           stats.dropped++;
           return; // no reply to foreign hosts (no amplification, no information)

@@ -20,6 +20,7 @@ export function makeControlHandler(
   runtime: Runtime,
   clock: Clock,
   cmdStats: () => { received: number; dropped: number },
+  logs?: { cycle(): void },
 ): ControlHandler {
   const now = () => clock.now();
   return commandTable({
@@ -38,6 +39,10 @@ export function makeControlHandler(
       return okResponse({ ...s, cmdPacketsReceived: c.received, cmdPacketsDropped: c.dropped });
     },
     activity: () => okResponse(engine.activity()),
+    cyclelogs: () => {
+      logs?.cycle();
+      return okResponse();
+    },
     makestep: () => {
       engine.makestep();
       runtime.flush();

@@ -21,6 +21,10 @@ export interface DaemonFlags {
   directives: string[];
   /** Test option: error of the virtual clock's raw time source, as offset (s) and frequency (ppm). */
   injectError: InjectedErrorSpec | null;
+  /** --ntp-conf: read -f FILE as ntp.conf whatever its name and content. */
+  ntpConf: boolean;
+  /** --convert-ntp-conf FILE: print the equivalent chrony.conf and exit. */
+  convertNtpConf: string | null;
   warnings: string[];
 }
 
@@ -42,6 +46,8 @@ export function parseFlags(argv: readonly string[]): DaemonFlags {
     family: null,
     directives: [],
     injectError: null,
+    ntpConf: false,
+    convertNtpConf: null,
     warnings: [],
   };
   const needValue = (i: number, flag: string): string => {
@@ -53,6 +59,10 @@ export function parseFlags(argv: readonly string[]): DaemonFlags {
     const a = argv[i]!;
     if (a === '--help' || a === '-h') {
       f.help = true;
+    } else if (a === '--ntp-conf') {
+      f.ntpConf = true;
+    } else if (a === '--convert-ntp-conf' || a.startsWith('--convert-ntp-conf=')) {
+      f.convertNtpConf = a.includes('=') ? a.slice(a.indexOf('=') + 1) : needValue(i++, a);
     } else if (a === '--version') {
       f.version = true;
     } else if (a === '--inject-error' || a.startsWith('--inject-error=')) {
@@ -168,6 +178,9 @@ Rubidium NTP daemon, chronyd-compatible flags.
   --inject-error OFFSET[,PPM] | offset=S,ppm=P,wander=W,seed=N,epoch=NS,step=AT:S
                  testing: make the virtual clock's raw time source wrong by a known error
                  (offset, frequency, random-walk wander, steps; only with -x)
+  --ntp-conf     read -f FILE as ntp.conf (detected otherwise: docs/ntp-conf.md)
+  --convert-ntp-conf FILE
+                 print the chrony.conf equivalent of the ntp.conf FILE and exit
   -h, --help     print this help
 
 Query a running daemon with rubidiumc (chronyc-compatible): rubidiumc tracking, rubidiumc sources -v

@@ -14,8 +14,12 @@ export const STATISTICS_BANNER =
 export const TRACKING_BANNER =
   '   Date (UTC) Time     IP Address   St   Freq ppm   Skew ppm     Offset L Co  Offset sd Rem. corr. Root delay Root disp. Max. error';
 
+export const SELECTION_BANNER =
+  '   Date (UTC) Time     IP Address   S EOpts Reach Score Last sample  Low end   High end';
+
 export const LOG_BANNERS = {
   measurements: MEASUREMENTS_BANNER,
+  selection: SELECTION_BANNER,
   statistics: STATISTICS_BANNER,
   tracking: TRACKING_BANNER,
 } as const;
@@ -51,7 +55,7 @@ export interface MeasurementLogEntry {
   localPoll: number;
   remotePoll: number;
   score: number;
-  /** Offset in chrony's sign (positive: local clock ahead of the source). */
+  /** Offset θ as RFC 5905 and chrony's measurements.log (positive: local clock slow of the source). */
   offset: number;
   peerDelay: number;
   peerDispersion: number;
@@ -102,6 +106,34 @@ export function formatStatisticsLine(s: StatisticsLogEntry): string {
   );
 }
 
+export interface SelectionLogEntry {
+  time: bigint;
+  /** Source address, or a reference clock's reference ID as text. */
+  address: string;
+  /** chrony's selection state character: * + x ~ N s M d w S O T W P U D (see docs/logs.md). */
+  state: string;
+  noselect: boolean;
+  prefer: boolean;
+  trust: boolean;
+  require: boolean;
+  reach: number; // 8-bit register, printed in octal
+  score: number;
+  lastSampleAgo: number; // s
+  /** Interval expected to contain the local clock's true offset (s). */
+  low: number;
+  high: number;
+}
+
+export function formatSelectionLine(s: SelectionLogEntry): string {
+  if (s.state.length !== 1) throw new RangeError(`bad selection state '${s.state}'`);
+  const opt = (b: boolean, c: string): string => (b ? c : '-');
+  return (
+    `${formatLogTime(s.time)} ${s.address.padEnd(15)} ${s.state} -${opt(s.noselect, 'N')}${opt(s.prefer, 'P')}` +
+    `${opt(s.trust, 'T')}${opt(s.require, 'R')} ${(s.reach & 0xff).toString(8).padStart(4)} ${cFixed(s.score, 2, 5)} ` +
+    `${cExp(s.lastSampleAgo, 3, 10)} ${cExp(s.low, 3, 10)} ${cExp(s.high, 3, 10)}`
+  );
+}
+
 export interface TrackingLogEntry {
   time: bigint;
   /** Reference address; '' to print the reference ID as text (refclock, local). */
@@ -121,7 +153,8 @@ export interface TrackingLogEntry {
 }
 
 export function formatTrackingLine(t: TrackingLogEntry): string {
-  const who = t.address !== '' ? t.address : refIdToString(t.refId);
+  // No reference yet: chronyd prints its zero reference address.
+  const who = t.address !== '' ? t.address : t.refId !== 0 ? refIdToString(t.refId) : '0.0.0.0';
   return (
     `${formatLogTime(t.time)} ${who.padEnd(15)} ${String(t.stratum).padStart(2)} ${cFixed(t.freqPpm, 3, 10)} ` +
     `${cFixed(t.skewPpm, 3, 10)} ${cExp(t.offset, 3, 10)} ${LEAP_CHARS[t.leap & 3]} ` +
@@ -139,6 +172,8 @@ export function formatTrackingLine(t: TrackingLogEntry): string {
 export class LogFile {
   private fd: number | null = null;
   private writes = 0;
+  /** Set when the file could not be opened: the log is disabled, as chronyd does. */
+  private disabledBy: Error | null = null;
   readonly path: string;
 
   constructor(
@@ -150,8 +185,17 @@ export class LogFile {
     this.path = path.join(dir, `${name}.log`);
   }
 
+  /** Writes one line; throws once (naming the file) if it cannot be opened, then stays silent. */
   write(line: string): void {
-    if (this.fd === null) this.fd = fs.openSync(this.path, 'a', 0o644);
+    if (this.disabledBy) return;
+    if (this.fd === null) {
+      try {
+        this.fd = fs.openSync(this.path, 'a', 0o644);
+      } catch (e) {
+        this.disabledBy = new Error(`cannot open ${this.path}: ${(e as Error).message}; log disabled`);
+        throw this.disabledBy;
+      }
+    }
     let text = '';
     if (this.bannerEvery > 0 && this.writes++ % this.bannerEvery === 0) text += formatBanner(this.banner);
     text += line + '\n';

@@ -4,8 +4,8 @@
  */
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import * as fs from 'node:fs';
 import { isIP } from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -29,13 +29,30 @@ import { native, nativeLoadError } from '../io/native.js';
 import { realtimeNow } from '../io/realtime.js';
 import { openUdpSocket } from '../io/udp.js';
 import { AccessTable } from '../ntp/access.js';
+import { isLoopbackAddress } from '../ntp/mode6.js';
+import {
+  buildRestrictTable,
+  formatNtpConfig,
+  isFromNtpConf,
+  isNtpConfFile,
+  loadNtpConfFile,
+} from '../config/ntp-conf.js';
+import { convertNtpConfFile } from '../config/ntp-to-chrony.js';
 import { readDriftFile, writeDriftFile } from '../discipline/driftfile-io.js';
+import { leapDisciplineOptions } from './leap-files.js';
 import { addSeconds, type Instant } from '../time/ntp-time.js';
 import { FlagError, parseFlags, USAGE, type DaemonFlags } from './flags.js';
 import { Runtime, type RuntimeLogger } from './runtime.js';
+import { startJumpWatch } from './jump-watch.js';
+import { learnLocalRefIds } from './local-refid.js';
 import { makeControlHandler } from './control-handler.js';
+import { setupCmdmon } from '../cmdmon/daemon-setup.js';
 import { StatsLogger } from './stats-logger.js';
+import * as tuning from '../config/engine-options.js';
+import { setupRtc } from '../rtc/rtc-service.js';
 import { acquirePidFile, releasePidFile } from './pidfile.js';
+import { dropPrivileges, lookupUser, prepareStateDirs, stateDirsOf, type UserIds } from './privileges.js';
+import { openNotifier } from './sd-notify.js';
 
 export const VERSION = '0.1.0';
 
@@ -88,6 +105,7 @@ async function resolveSources(conf: Config, family: 4 | 6 | null, log: RuntimeLo
       xleave: src.options.xleave,
       version: src.options.version ?? 4,
       offline: src.options.offline,
+      tuning: tuning.sourceTuning(src.options),
     });
   };
   for (const src of conf.sources) {
@@ -96,7 +114,8 @@ async function resolveSources(conf: Config, family: 4 | 6 | null, log: RuntimeLo
       continue;
     }
     try {
-      const addrs = await lookup(src.host, { all: true, ...(family ? { family } : {}) });
+      const fam = family ?? src.options.family; // ipv4/ipv6 source option (-4/-6 take precedence)
+      const addrs = await lookup(src.host, { all: true, ...(fam ? { family: fam } : {}) });
       const take = src.type === 'pool' ? (src.maxsources ?? 4) : 1;
       for (const a of addrs.slice(0, take)) add(src, a.address);
       if (addrs.length === 0) log.warn(`${src.origin}: could not resolve ${src.host}: no addresses`);
@@ -110,6 +129,10 @@ async function resolveSources(conf: Config, family: 4 | 6 | null, log: RuntimeLo
 function loadConfig(flags: DaemonFlags, log: RuntimeLogger): { conf: Config; origin: string } {
   if (flags.directives.length > 0) {
     return { conf: parseConfigText(flags.directives.join('\n'), 'command line'), origin: 'command line' };
+  }
+  // ntp.conf: --ntp-conf, a file named ntp.conf, or ntp.conf-only directives (docs/ntp-conf.md).
+  if (flags.configFile && (flags.ntpConf || isNtpConfFile(flags.configFile))) {
+    return { conf: loadNtpConfFile(flags.configFile), origin: flags.configFile };
   }
   if (flags.configFile) return { conf: loadConfigFile(flags.configFile), origin: flags.configFile };
   log.info('No configuration file given (-f): using the embedded default configuration (virtual clock, as with -x)');
@@ -146,6 +169,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`rubidiumd (Rubidium) version ${VERSION}\n`);
     return 0;
   }
+  if (flags.convertNtpConf !== null) {
+    try {
+      process.stdout.write(convertNtpConfFile(flags.convertNtpConf));
+      return 0;
+    } catch (e) {
+      process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
   const log = makeLogger({
     ...flags,
     noDetach: flags.noDetach || flags.printConfig || flags.measureOnceAndExit || flags.setOnceAndExit,
@@ -164,7 +196,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   for (const w of conf.warnings) process.stderr.write(`rubidiumd: warning: ${w}\n`);
   if (flags.printConfig) {
-    process.stdout.write(formatConfig(conf));
+    process.stdout.write(isFromNtpConf(conf) ? formatNtpConfig(conf) : formatConfig(conf));
     return 0;
   }
   if (flags.injectError && !flags.noClockControl) {
@@ -196,6 +228,24 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`rubidiumd: cannot use the system clock: ${(e as Error).message}\n`);
       return 1;
     }
+  }
+  const rtc = setupRtc(conf, clock, log); // rtcsync's STA_UNSYNC policy; rtcfile tracking where an RTC exists
+  if (rtc.fatal) {
+    process.stderr.write(`rubidiumd: ${rtc.fatal}\n`);
+    return 1;
+  }
+  clock = rtc.clock;
+
+  // -u overrides `user`; the directories of files written after the drop must be the user's.
+  const runAs = process.getuid?.() === 0 ? (flags.user ?? conf.user) : null;
+  let runAsIds: UserIds | null = null;
+  try {
+    runAsIds = runAs ? lookupUser(runAs) : null;
+    if (runAsIds)
+      prepareStateDirs(stateDirsOf([conf.pidfile, conf.driftfile, conf.logdir && `${conf.logdir}/.`]), runAsIds);
+  } catch (e) {
+    process.stderr.write(`rubidiumd: cannot run as user ${runAs}: ${(e as Error).message}\n`);
+    return 1;
   }
 
   // The pidfile refuses a second instance, like chronyd's.
@@ -236,6 +286,21 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   const sources = await resolveSources(conf, flags.family, log);
+  // ntp.conf: restrict rules replace allow/deny (serve unless ignore/noserve/notrust).
+  const restrict = isFromNtpConf(conf)
+    ? buildRestrictTable(
+        conf,
+        sources.map((s) => s.address.address),
+      )
+    : null;
+  // NTP mode 6 (ntpq): ntp.conf's restrict noquery/ignore decide; chrony.conf has no mode 6
+  // access directive, so only loopback may query (as chrony's cmdallow default). docs/ntpq.md.
+  const mode6 = {
+    queryAllowed: (a: string) => (restrict ? restrict.queryAllowed(a) : isLoopbackAddress(a)),
+    version: `rubidiumd ${VERSION}`,
+    processor: os.machine(),
+    system: `${os.type()}/${os.release()}`,
+  };
   const makestep = oneShot ? { threshold: 0, limit: -1 } : (conf.makestep ?? undefined);
   const engine = new Engine(
     {
@@ -244,14 +309,22 @@ export async function main(argv: readonly string[]): Promise<number> {
         ...(makestep ? { makestep } : {}),
         // The virtual clock takes corrections at once (as chronyd -x); the system clock slews.
         correction: flags.noClockControl ? 'instant' : 'slew',
+        ...tuning.disciplineTuning(conf),
         minsources: conf.minsources,
         maxdistance: conf.maxdistance,
         initialFrequencyPpm: initialFreq,
         initialSkewPpm: driftSkew,
         ...(conf.local ? { localStratum: conf.local } : {}),
+        ...leapDisciplineOptions(conf, clock.now(), (m) => process.stderr.write(`rubidiumd: warning: ${m}\n`)),
       },
-      server: { enabled: conf.port !== 0 && !oneShot, access: (a: string) => access.allowed(a), clientLogLimit: 4096 },
-      precision: native ? -25 : -20,
+      server: {
+        enabled: conf.port !== 0 && !oneShot,
+        access: (a: string) => (restrict ? restrict.serveAllowed(a) : access.allowed(a)),
+        mode6,
+        ...tuning.serverTuning(conf),
+        ...(restrict ? { restrictLimit: (a: string) => restrict.decide(a) } : {}),
+      },
+      precision: tuning.precisionLog2(conf, native ? -25 : -20),
       timestamping: native ? 'Kernel' : 'Daemon',
     },
     { random: () => randomInt(0, 2 ** 32) / 2 ** 32 },
@@ -289,8 +362,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       try {
         const sock = await openUdpSocket({
           family,
-          address: family === 4 ? '0.0.0.0' : '::',
-          port: 0,
+          address: tuning.acquisitionAddress(conf, family),
+          port: conf.acquisitionport,
           onDatagram: (d, from, rx) => runtime.datagram('client', d, from, rx),
           onTxTimestamp: (id, tx) => runtime.txTimestamp(sock, id, tx),
         });
@@ -308,6 +381,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   let control: ControlServer | null = null;
+  let cmdmon: ReturnType<typeof setupCmdmon> | null = null;
   const stats = new StatsLogger(conf, log);
   const saveDrift = async () => {
     if (!conf.driftfile || clock.kind === 'simulated') return;
@@ -322,11 +396,20 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (!oneShot) {
     const udpAddr = conf.bindcmdaddress.find((a) => isIP(a)) ?? '127.0.0.1';
     const unixPath = conf.cmdSocket && (process.getuid?.() === 0 || flags.configFile) ? conf.cmdSocket : undefined;
+    cmdmon = setupCmdmon(
+      engine,
+      () => runtime.flush(),
+      clock,
+      conf,
+      log,
+      () => control?.stats ?? { received: 0, dropped: 0 },
+    );
     try {
       control = await startControlServer({
         ...(unixPath ? { unixPath } : {}),
         ...(conf.cmdport !== 0 ? { udp: { address: udpAddr, port: conf.cmdport } } : {}),
-        handler: makeControlHandler(engine, runtime, clock, () => control?.stats ?? { received: 0, dropped: 0 }),
+        rawUdp: cmdmon.udpHook,
+        handler: makeControlHandler(engine, runtime, clock, () => control?.stats ?? { received: 0, dropped: 0 }, stats),
         onError: (err) => log.debug(`control: ${err.message}`),
       });
     } catch (e) {
@@ -336,7 +419,14 @@ export async function main(argv: readonly string[]): Promise<number> {
         try {
           control = await startControlServer({
             ...(conf.cmdport !== 0 ? { udp: { address: udpAddr, port: conf.cmdport } } : {}),
-            handler: makeControlHandler(engine, runtime, clock, () => control?.stats ?? { received: 0, dropped: 0 }),
+            rawUdp: cmdmon.udpHook,
+            handler: makeControlHandler(
+              engine,
+              runtime,
+              clock,
+              () => control?.stats ?? { received: 0, dropped: 0 },
+              stats,
+            ),
           });
         } catch (e2) {
           log.warn(`Could not open UDP control socket: ${(e2 as Error).message}`);
@@ -353,20 +443,22 @@ export async function main(argv: readonly string[]): Promise<number> {
         : `bin/rubidiumc -h ${control.unixPath} tracking`;
       log.info(`Query it with: ${hint}   (also: sources -v, sourcestats, serverstats, --json)`);
     }
+    if (unixPath) await cmdmon.openUnix(unixPath);
   }
 
-  // Drop privileges once every privileged socket is bound.
-  if (flags.user && process.getuid?.() === 0) {
+  // Drop privileges once every privileged socket is bound (keeping CAP_SYS_TIME for the system clock).
+  if (runAsIds && runAsIds.uid !== 0) {
     try {
-      const { uid, gid } = lookupUser(flags.user);
-      process.setgid?.(gid);
-      process.setuid?.(uid);
-      log.info(`Dropped root privileges to ${flags.user}`);
+      log.info(dropPrivileges(runAsIds, clock.kind === 'system'));
     } catch (e) {
-      process.stderr.write(`rubidiumd: could not switch to user ${flags.user}: ${(e as Error).message}\n`);
+      process.stderr.write(`rubidiumd: could not switch to user ${runAsIds.name}: ${(e as Error).message}\n`);
+      runtime.stop();
+      await control?.close();
+      if (conf.pidfile && !oneShot) releasePidFile(conf.pidfile);
       return 1;
     }
   }
+  const notifier = oneShot ? null : openNotifier(process.env, log.warn);
 
   return await new Promise<number>((resolve) => {
     let finished = false;
@@ -374,14 +466,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     const finish = async (code: number) => {
       if (finished) return;
       finished = true;
+      notifier?.stopping();
       for (const t of timers) clearInterval(t);
       runtime.stop();
       await control?.close();
+      cmdmon?.close();
       stats.close();
+      rtc.tracker?.stop();
       if (!oneShot) await saveDrift();
       if (conf.pidfile && !oneShot) releasePidFile(conf.pidfile);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      notifier?.close();
       log.info('rubidiumd exiting');
       resolve(code);
     };
@@ -399,6 +495,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
     };
     runtime.start();
+    if (!oneShot) timers.push(startJumpWatch(engine, runtime, clock, log));
+    if (conf.local?.orphan && !oneShot) void learnLocalRefIds(engine, sources, (m) => log.warn(m));
+    if (!oneShot) rtc.tracker?.start(60, () => engine.tracking(clock.now()).leapStatus !== 'Not synchronised');
+    notifier?.ready(`Serving with ${sources.length} source(s)`);
     timers.push(setInterval(() => stats.onPoll(engine, clock.now()), 1000));
     if (conf.driftfile && !oneShot)
       timers.push(setInterval(() => void saveDrift(), (conf.driftfileInterval ?? 3600) * 1000));
@@ -414,13 +514,4 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (sources.length === 0 && !conf.local)
       log.info('No sources configured and no local stratum: serving unsynchronised time');
   });
-}
-
-function lookupUser(name: string): { uid: number; gid: number } {
-  const text = fs.readFileSync('/etc/passwd', 'utf8');
-  for (const line of text.split('\n')) {
-    const f = line.split(':');
-    if (f[0] === name && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
-  }
-  throw new Error('no such user');
 }

@@ -31,6 +31,8 @@ export class Runtime {
   private readonly txTags = new Map<TimestampedSocket, Map<number, number>>();
   readonly sockets: RuntimeSockets = {};
   onClockAction: ((a: ClockAction) => void) | null = null;
+  /** Told of every step the engine makes (the clock jump detector must not report them). */
+  onOwnStep: ((seconds: number) => void) | null = null;
 
   constructor(
     readonly engine: Engine,
@@ -85,10 +87,12 @@ export class Runtime {
         break;
       case 'offset':
         this.clock.step(a.seconds);
+        this.onOwnStep?.(a.seconds);
         break;
       case 'step':
         this.log.info(`System clock wrong by ${a.seconds.toFixed(6)} seconds, stepping`);
         this.clock.step(a.seconds);
+        this.onOwnStep?.(a.seconds);
         break;
       case 'status':
         this.clock.setStatus({
@@ -136,6 +140,7 @@ export class Runtime {
       }
     } catch (e) {
       this.log.warn(`could not send to ${t.to.address}:${t.to.port}: ${(e as Error).message}`);
+      this.engine.transmitFailed(t, this.clock.now()); // auto_offline; flushed by our caller's loop
     }
   }
 

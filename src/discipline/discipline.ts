@@ -19,6 +19,11 @@ import type { LeapStatus, SourceStatsReport, TrackingReport } from '../control/r
 import { SourceStats, WORST_SKEW } from './source-stats.js';
 import { DEFAULT_SELECTION, selectSources, type Candidate, type SelectionOptions } from './selection.js';
 import { frequencyUpdate, slewPlan } from './servo.js';
+import { LeapController, type LeapOptions } from '../leap/leap-controller.js';
+import { TimeSmoother, type SmoothOptions } from '../leap/smoother.js';
+import { MaxChangeGuard, type MaxChangeOptions } from './maxchange.js';
+import { DEFAULT_MAXUNREACH, holdoverUsable, LocalReferenceGate, orphanFilter } from './holdover.js';
+import type { HoldoverSource, LocalReferenceOptions } from './holdover.js';
 
 export const REFID_LOCL = 0x4c4f434c;
 
@@ -39,16 +44,25 @@ export interface DisciplineOptions {
   maxupdateskew?: number;
   /** ppm */
   maxslewrate?: number;
-  localStratum?: { stratum: number; orphan?: boolean; distance?: number };
+  localStratum?: LocalReferenceOptions;
   /** log2 s of the local clock's precision. */
   precision?: number;
   maxSamples?: number;
+  minSamples?: number;
+  /** chrony maxchange (src/discipline/maxchange.ts). */
+  maxchange?: MaxChangeOptions;
+  /** ppm: the frequency correction never exceeds ± this (chrony maxdrift). */
+  maxdrift?: number;
   /**
    * How a decided offset correction reaches the clock: 'slew' (a real clock: a temporary
    * frequency change, chrony's corrtimeratio) or 'instant' (a software clock such as `-x`'s
    * virtual clock, which can take the whole correction at once, as chronyd -x does).
    */
   correction?: 'slew' | 'instant';
+  /** leapsecmode and the leap table (src/leap/leap-controller.ts). */
+  leap?: LeapOptions;
+  /** smoothtime: served time smoothing / leap smear (src/leap/smoother.ts). */
+  smoothtime?: SmoothOptions | null;
 }
 
 export interface DisciplineSourceOptions extends SourceSelectOptions {
@@ -58,6 +72,12 @@ export interface DisciplineSourceOptions extends SourceSelectOptions {
   maxdelay?: number;
   maxdelayratio?: number;
   maxdelaydevratio?: number;
+  minsamples?: number;
+  maxsamples?: number;
+  /** Polls a source may stay selectable while unreachable (chrony maxunreach). */
+  maxunreach?: number;
+  /** Our reference ID as this source sees us (orphan mode); 0/undefined if unknown. */
+  localRefId?: number;
 }
 
 export interface LastSampleInfo {
@@ -82,6 +102,7 @@ interface SourceEntry {
   lastDistance: number;
   /** Running mean of (prediction error / regression sd)²: about 1 while the model holds. */
   predictionScore: number;
+  unreachableRun: number;
 }
 
 interface Slew {
@@ -105,7 +126,8 @@ const MAX_FRAME_CHANGES = 32;
 const PREDICTION_SCORE_GAIN = 0.25;
 const PREDICTION_SCORE_LIMIT = 4;
 
-export type SampleVerdict = 'accepted' | 'unknown source' | 'not newer' | 'maxdelay' | 'maxdelayratio' | 'delaydev';
+export type SampleVerdict =
+  'accepted' | 'unknown source' | 'not newer' | 'maxdelay' | 'maxdelayratio' | 'delaydev' | 'leap second';
 
 export class Discipline {
   private readonly sources = new Map<string, SourceEntry>();
@@ -115,6 +137,7 @@ export class Discipline {
   private readonly corrTimeRatio: number;
   private readonly maxUpdateSkew: number; // s/s
   private readonly maxSlewRate: number; // s/s
+  private readonly maxChange: MaxChangeGuard | undefined;
   private readonly precision: number;
 
   private freq: number; // base frequency correction, s/s
@@ -135,9 +158,13 @@ export class Discipline {
   private refName = '';
   private refRootDelay = 0;
   private refRootDispersion = 0;
-  private leap: LeapIndicator = 3;
+  private readonly leapCtl: LeapController;
+  private readonly smoother: TimeSmoother | undefined;
   private lastReason = '';
   private readonly frames: FrameChange[] = [];
+  /** `updates` when the clock last jumped under us (makestep's limit counts from there). */
+  private updatesAtJump = 0;
+  private readonly localGate: LocalReferenceGate | undefined;
 
   constructor(private readonly opts: DisciplineOptions = {}) {
     this.sel = {
@@ -153,10 +180,43 @@ export class Discipline {
     this.corrTimeRatio = opts.corrtimeratio ?? 3;
     this.maxUpdateSkew = (opts.maxupdateskew ?? 1000) * 1e-6;
     this.maxSlewRate = (opts.maxslewrate ?? 83333.333) * 1e-6;
+    this.maxChange = opts.maxchange ? new MaxChangeGuard(opts.maxchange) : undefined;
     this.precision = opts.precision ?? -20;
     this.freq = (opts.initialFrequencyPpm ?? 0) * 1e-6;
     this.ourSkew = opts.initialSkewPpm !== undefined ? opts.initialSkewPpm * 1e-6 : WORST_SKEW;
     if (opts.initialFrequencyPpm !== undefined) this.actions.push({ type: 'frequency', ppm: this.freq * 1e6 });
+    this.leapCtl = new LeapController(opts.leap);
+    this.smoother = opts.smoothtime ? new TimeSmoother(opts.smoothtime) : undefined;
+    this.localGate = opts.localStratum ? new LocalReferenceGate(opts.localStratum) : undefined;
+  }
+
+  /** Starts the clock of `waitunsynced` (the daemon starts unsynchronised). */
+  start(now: Instant): void {
+    this.localGate?.noteSynced(this.synced, now);
+    this.leapCtl.start(now);
+  }
+
+  /** Ids whose statistics selection may use: reachability, maxunreach and orphan rules. */
+  private selectableIds(): Set<string> {
+    const hs: HoldoverSource[] = [];
+    for (const s of this.sources.values()) {
+      const all = s.stats.samplesView();
+      hs.push({
+        id: s.id,
+        reachable: s.reachable,
+        unreachableRun: s.unreachableRun,
+        maxunreach: s.opts.maxunreach ?? DEFAULT_MAXUNREACH,
+        oldest: all[0]?.time,
+        newest: all[all.length - 1]?.time,
+        stratum: s.stats.newest?.stratum ?? 16,
+        refId: s.opts.refId ?? 0,
+        localRefId: s.opts.localRefId ?? 0,
+        noselect: s.opts.noselect ?? false,
+      });
+    }
+    const usable = holdoverUsable(hs);
+    const local = this.opts.localStratum;
+    return local?.orphan ? orphanFilter(hs, usable, local.stratum).usable : usable;
   }
 
   // ---- sources -------------------------------------------------------------------------------
@@ -169,7 +229,12 @@ export class Discipline {
       stats: new SourceStats({
         maxClockErrorPpm: this.maxClockError * 1e6,
         ...(opts.maxdelaydevratio !== undefined ? { maxDelayDevRatio: opts.maxdelaydevratio } : {}),
-        ...(this.opts.maxSamples !== undefined ? { maxSamples: this.opts.maxSamples } : {}),
+        ...((opts.maxsamples ?? this.opts.maxSamples) !== undefined
+          ? { maxSamples: opts.maxsamples ?? this.opts.maxSamples }
+          : {}),
+        ...((opts.minsamples ?? this.opts.minSamples) !== undefined
+          ? { minSamples: opts.minsamples ?? this.opts.minSamples }
+          : {}),
       }),
       reachable: undefined,
       fresh: false,
@@ -179,6 +244,7 @@ export class Discipline {
       lastPredictionError: undefined,
       lastDistance: 0,
       predictionScore: 1,
+      unreachableRun: 0,
     });
   }
 
@@ -197,12 +263,40 @@ export class Discipline {
     if (s) s.reachable = reachable;
   }
 
+  /** Consecutive polls the source's reach register has been empty (maxunreach). */
+  setUnreachableRun(id: string, polls: number): void {
+    const s = this.sources.get(id);
+    if (s) s.unreachableRun = polls;
+  }
+
+  /**
+   * The clock jumped under us (suspend/resume, VM migration, someone else set it): the stored
+   * samples describe a clock that no longer exists, the slew in progress corrects an error that
+   * is gone, and makestep may step again as at start (its update limit counts afresh).
+   */
+  clockJumped(now: Instant): void {
+    for (const s of this.sources.values()) {
+      s.stats.clear();
+      s.last = undefined;
+      s.fresh = false;
+      s.lastPredictionError = undefined;
+      s.predictionScore = 1;
+    }
+    this.frames.length = 0;
+    this.slew = undefined;
+    this.endedSlew = undefined;
+    this.updatesAtJump = this.updates;
+    this.actions.push({ type: 'frequency', ppm: this.freq * 1e6 });
+    this.update(now);
+  }
+
   /** Feeds a measurement; the caller then calls update(now) to let it steer the clock. */
   addSample(id: string, sample: NtpSample, _now: Instant): SampleVerdict {
     const s = this.sources.get(id);
     if (!s) return 'unknown source';
     // An interleaved answer may describe the exchange whose basic answer was already used.
     if (s.last && sample.time <= s.last.time) return 'not newer';
+    if (this.leapCtl.isLeapClose(sample.time)) return 'leap second';
     // A round trip timed while the clock slewed fast was measured with a fast (or slow) clock.
     const rate = this.slewRateAt(sample.time);
     if (rate !== 0) sample = { ...sample, delay: sample.delay / (1 + rate) };
@@ -279,7 +373,9 @@ export class Discipline {
 
   /** When the current slew ends (the frequency must then drop back to the base value). */
   nextTimeout(): Instant | null {
-    return this.slew ? this.slew.end : null;
+    const t = this.slew ? this.slew.end : null;
+    const l = this.leapCtl.nextTimeout();
+    return l !== null && (t === null || l < t) ? l : t;
   }
 
   handleTimeout(now: Instant): void {
@@ -289,6 +385,46 @@ export class Discipline {
       this.slew = undefined;
       this.actions.push({ type: 'frequency', ppm: this.freq * 1e6 });
     }
+    this.leapTick(now);
+  }
+
+  /** Leap second timers (src/leap/leap-controller.ts): applies the leap as leapsecmode says. */
+  private leapTick(now: Instant): void {
+    this.leapCtl.start(now);
+    const kernelBefore = this.leapCtl.kernelLeap();
+    const a = this.leapCtl.handleTimeout(now);
+    if (a?.kind === 'step') {
+      this.smoother?.reset(now); // as chrony: a clock step resets smoothing
+      this.actions.push({ type: 'step', seconds: a.seconds });
+      if (this.lastUpdate !== undefined) this.lastUpdate = addSeconds(this.lastUpdate, a.seconds);
+      const sl = this.slew;
+      if (sl) this.slew = { ...sl, start: addSeconds(sl.start, a.seconds), end: addSeconds(sl.end, a.seconds) };
+    } else if (a?.kind === 'slew') {
+      // The virtual timescale moves at once; the clock follows at the maximum slew rate
+      // (chrony: 1 s in 12 s on Linux). Sample offsets stay valid: UTC moved with it.
+      const r = this.remaining(now);
+      const vnow = addSeconds(now, r);
+      this.frames.push({
+        at: now,
+        atVirtual: vnow,
+        slewBefore: this.slew ?? this.endedSlew,
+        freqBefore: this.freq,
+        dOffset: 0,
+        dFreq: 0,
+      });
+      if (this.frames.length > MAX_FRAME_CHANGES) this.frames.shift();
+      this.smoother?.clockCorrected(vnow, a.seconds, 0, this.ourSkew);
+      this.smoother?.leap(vnow, a.sign);
+      const r0 = r + a.seconds;
+      const rate = Math.sign(r0) * this.maxSlewRate;
+      this.endedSlew = undefined;
+      this.slew =
+        r0 === 0
+          ? undefined
+          : { start: now, r0, rate, end: addSeconds(now, (Math.abs(r0) / this.maxSlewRate) * (1 + this.freq + rate)) };
+      this.actions.push({ type: 'frequency', ppm: (this.freq + (this.slew?.rate ?? 0)) * 1e6 });
+    }
+    if (this.leapCtl.kernelLeap() !== kernelBefore) this.pushStatus(now);
   }
 
   pollClockAction(): ClockAction | undefined {
@@ -350,8 +486,9 @@ export class Discipline {
     this.handleTimeout(now);
     const vnow = addSeconds(now, this.remaining(now));
     const cands: Candidate[] = [];
+    const selectable = this.selectableIds();
     for (const s of this.sources.values()) {
-      const d = s.reachable ? s.stats.selectionData(vnow) : undefined;
+      const d = selectable.has(s.id) ? s.stats.selectionData(vnow) : undefined;
       cands.push({
         id: s.id,
         opts: s.opts,
@@ -373,6 +510,7 @@ export class Discipline {
     this.lastReason = res.reason;
     if (!res.selected) {
       this.selectedId = undefined;
+      this.localGate?.noteSynced(false, now);
       if (this.synced) {
         this.synced = false;
         this.pushStatus(now);
@@ -413,6 +551,10 @@ export class Discipline {
     if (leapVotes[1]! * 2 > res.combined.length) leap = 1;
     else if (leapVotes[2]! * 2 > res.combined.length) leap = 2;
 
+    if (this.maxChange && !this.maxChange.accept(offset, this.updates)) {
+      this.lastReason = `offset ${offset.toExponential(3)} s beyond maxchange, update ignored`;
+      return;
+    }
     const poll = selected.stats.newest?.poll;
     this.servo(now, vnow, offset, offsetSd, resFreq, skew, poll !== undefined ? 2 ** poll : 0);
 
@@ -421,8 +563,9 @@ export class Discipline {
     this.refName = selected.opts.name ?? selected.id;
     this.refRootDelay = selData.rootDelay;
     this.refRootDispersion = selData.rootDispersion + selData.stdDev;
-    this.leap = leap;
+    this.leapCtl.setVote(leap, now);
     this.synced = true;
+    this.localGate?.noteSynced(true, now);
     this.pushStatus(now);
   }
 
@@ -439,6 +582,8 @@ export class Discipline {
     if (this.lastUpdate !== undefined) this.updateInterval = interval;
 
     const fu = frequencyUpdate(resFreq, skew, this.ourSkew, this.maxUpdateSkew);
+    const maxDrift = (this.opts.maxdrift ?? 500000) * 1e-6;
+    fu.dFreq = Math.min(maxDrift, Math.max(-maxDrift, this.freq + fu.dFreq)) - this.freq;
     // What is left of the slew in progress, at the rate it ran (before the frequency changes).
     const rNow = this.remaining(now);
     this.frames.push({
@@ -455,14 +600,16 @@ export class Discipline {
     this.residualFreq = resFreq - fu.dFreq;
 
     for (const s of this.sources.values()) s.stats.applyCorrection(vnow, offset, fu.dFreq);
+    this.smoother?.clockCorrected(addSeconds(vnow, offset), offset, fu.dFreq, this.ourSkew);
     let r0 = rNow + offset;
     this.updates++;
 
     const ms = this.opts.makestep;
     let stepped = 0;
-    if (ms && (ms.limit < 0 || this.updates <= ms.limit) && Math.abs(r0) > ms.threshold) {
+    if (ms && (ms.limit < 0 || this.updates - this.updatesAtJump <= ms.limit) && Math.abs(r0) > ms.threshold) {
       stepped = r0;
       this.actions.push({ type: 'step', seconds: r0 });
+      this.smoother?.reset(now);
       r0 = 0;
     }
     if (r0 !== 0 && this.opts.correction === 'instant') {
@@ -497,6 +644,7 @@ export class Discipline {
   /** Steps the clock by the correction still being slewed (chronyc makestep). */
   makestep(now: Instant): number {
     const r = this.remaining(now);
+    if (r !== 0) this.smoother?.reset(now);
     // The virtual timescale does not move; the frame keeps the slew for samples taken before.
     this.frames.push({
       at: now,
@@ -522,7 +670,7 @@ export class Discipline {
     this.actions.push({
       type: 'status',
       synchronized: this.synced,
-      leap: this.synced ? this.leap : 3,
+      leap: this.synced || this.opts.localStratum ? this.leapCtl.kernelLeap() : 3,
       maxErrorS: this.synced ? ref.rootDelay / 2 + ref.rootDispersion : 16,
       estErrorS: this.synced ? Math.sqrt(this.meanSquareOffset) : 16,
     });
@@ -558,13 +706,30 @@ export class Discipline {
     return this.refRootDispersion + el * (this.ourSkew + this.maxClockError) + Math.abs(this.remaining(now));
   }
 
+  /** The reference state the server advertises; with smoothtime, how to smooth served time. */
   reference(now: Instant): ReferenceState {
+    const ref = this.baseReference(now);
+    if (!this.smoother) return ref;
+    // Served = virtual − O (chrony serves its cooked time plus the smoothing offset).
+    const r = this.remaining(now);
+    const smoothOffset = this.smoother.offsetAt(addSeconds(now, r)) - r;
+    // chrony hides the leap from clients of a smearing server (leapsecmode slew).
+    const hide = this.opts.leap?.mode === 'slew' && (ref.leap === 1 || ref.leap === 2);
+    return { ...ref, leap: hide ? 0 : ref.leap, smoothOffset };
+  }
+
+  /** smoothtime report (chronyc smoothing), null when smoothing is not configured. */
+  smoothing(now: Instant): ReturnType<TimeSmoother['report']> | null {
+    return this.smoother ? this.smoother.report(addSeconds(now, this.remaining(now))) : null;
+  }
+
+  private baseReference(now: Instant): ReferenceState {
     const local = this.opts.localStratum;
     const dist = this.synced ? this.refRootDelay / 2 + this.rootDispersionAt(now) : Infinity;
-    if (local && (!this.synced || dist > (local.distance ?? 1))) {
+    if (local && this.localGate!.active(now, this.synced, dist, this.lastUpdate)) {
       return {
         synchronized: true,
-        leap: 0,
+        leap: this.leapCtl.announced(), // a reference with a leap table announces it
         stratum: local.stratum,
         refId: REFID_LOCL,
         refTime: now,
@@ -587,7 +752,7 @@ export class Discipline {
     }
     return {
       synchronized: true,
-      leap: this.leap,
+      leap: this.leapCtl.announced(),
       stratum: Math.min(this.refStratum + 1, 16),
       refId: this.refId,
       refTime: this.lastUpdate!,

@@ -12,7 +12,7 @@
  */
 import type { Instant } from '../time/ntp-time.js';
 import { diffSeconds } from '../time/ntp-time.js';
-import type { ClockAction, Endpoint, Transmit } from './types.js';
+import type { ClockAction, Endpoint, SelectState, Transmit } from './types.js';
 import { SOURCE_DEFAULTS } from './types.js';
 import type {
   ActivityReport,
@@ -25,8 +25,11 @@ import type {
 } from '../control/reports.js';
 import { ClientAssociation } from '../ntp/client.js';
 import { NtpServer } from '../ntp/server.js';
+import { Mode6Server, engineMode6View, type Mode6Options } from '../ntp/mode6-server.js';
+import type { ClientAssociationStatus } from '../ntp/client.js';
 import { refIdFromAddress } from '../ntp/refid.js';
-import { Discipline, type DisciplineOptions } from '../discipline/discipline.js';
+import { Discipline, REFID_LOCL, type DisciplineOptions } from '../discipline/discipline.js';
+import { disciplineSampleOptions, tuneSample, type SampleTuning } from '../discipline/sample-tuning.js';
 
 export interface SourceConfig {
   id: string;
@@ -45,6 +48,12 @@ export interface SourceConfig {
   xleave: boolean;
   version: number;
   offline: boolean;
+  /** chrony auto_offline: a failed send takes the source offline. */
+  autoOffline?: boolean;
+  /** chrony maxunreach: polls the source may stay selectable while unreachable. */
+  maxunreach?: number;
+  /** maxdelayratio, maxdelaydevratio, min/maxsamples, offset, minstratum (chrony server options). */
+  tuning?: SampleTuning;
 }
 
 export interface ServerConfig {
@@ -52,6 +61,12 @@ export interface ServerConfig {
   access: (address: string) => boolean;
   clientLogLimit: number;
   noclientlog?: boolean;
+  /** chrony's ratelimit (interval, burst, leak, kod); absent = answer every request. */
+  ratelimit?: { interval: number; burst: number; leak: number; kod: number };
+  /** ntp.conf restrict: which clients ratelimit applies to (`limited`) and get KoD RATE (`kod`). */
+  restrictLimit?: (address: string) => { limited: boolean; kod: boolean };
+  /** Answer NTP mode 6 (ntpq) on the server socket; without it mode 6 is dropped. */
+  mode6?: Mode6Options;
 }
 
 export interface EngineConfig {
@@ -105,12 +120,15 @@ export class Engine {
   private readonly sourcesById = new Map<string, Source>();
   private readonly discipline: Discipline;
   private readonly server: NtpServer | undefined;
+  private readonly mode6: Mode6Server | undefined;
   private readonly txQueue: Transmit[] = [];
   private readonly tags = new Map<number, TagOwner>();
   private nextTag = 1;
   private started = false;
   private lastNow: Instant = 0n;
   private readonly verdicts: Record<string, number> = {};
+  private jumps = 0;
+  private lastJumpSeconds = 0;
 
   constructor(
     private readonly cfg: EngineConfig,
@@ -123,8 +141,14 @@ export class Engine {
           access: cfg.server.access,
           random: deps.random,
           ...(cfg.server.noclientlog !== undefined ? { noclientlog: cfg.server.noclientlog } : {}),
+          ...(cfg.server.ratelimit ? { ratelimit: cfg.server.ratelimit } : {}),
+          ...(cfg.server.restrictLimit ? { restrictLimit: cfg.server.restrictLimit } : {}),
         })
       : undefined;
+    this.mode6 =
+      cfg.server.enabled && cfg.server.mode6
+        ? new Mode6Server(engineMode6View(this, REFID_LOCL), cfg.server.mode6)
+        : undefined;
     for (const s of cfg.sources) this.createSource(s);
   }
 
@@ -141,6 +165,7 @@ export class Engine {
         xleave: cfg.xleave,
         maxdelay: cfg.maxdelay,
         offline: cfg.offline,
+        autoOffline: cfg.autoOffline ?? false,
         externalPoll: true,
         precision: this.cfg.precision,
       },
@@ -159,6 +184,8 @@ export class Engine {
       require: cfg.require,
       refId,
       name: cfg.name,
+      ...(cfg.maxunreach !== undefined ? { maxunreach: cfg.maxunreach } : {}),
+      ...disciplineSampleOptions(cfg.tuning),
     });
     const src: Source = { cfg: { ...cfg }, assoc, kod: null, stepGuard: 0, droppedAfterStep: 0 };
     this.sourcesById.set(cfg.id, src);
@@ -171,6 +198,7 @@ export class Engine {
     this.lastNow = now;
     if (this.started) return;
     this.started = true;
+    this.discipline.start(now);
     for (const s of this.sourcesById.values()) {
       s.assoc.start(now);
       this.drainSource(s, now);
@@ -198,6 +226,11 @@ export class Engine {
     this.lastNow = now;
     if (socket === 'server') {
       if (!this.server) return;
+      // Mode 6 (ntpq) goes to its own responder; mode 7 stays with the server, which drops it.
+      if (this.mode6 && data.length > 0 && (data[0]! & 7) === 6) {
+        for (const t of this.mode6.handle(data, from, now)) this.txQueue.push(t);
+        return;
+      }
       const out = this.server.handleRequest(data, from, rx, now, this.discipline.reference(now));
       if (out) this.queue(out, { kind: 'server', tag: out.txTag ?? 0 });
       return;
@@ -227,8 +260,10 @@ export class Engine {
     for (const s of this.sourcesById.values()) {
       const t = s.assoc.nextTimeout();
       if (t !== null && t <= now) {
+        s.assoc.setSelected(this.discipline.selected === s.cfg.id);
         s.assoc.handleTimeout(now);
         const st = s.assoc.status();
+        this.discipline.setUnreachableRun(s.cfg.id, st.unreachableRun);
         // Known not to answer (a full reach register of silence): stop waiting for it.
         if (st.reach === 0 && st.totalTx >= 8) this.discipline.setReachable(s.cfg.id, false);
         this.drainSource(s, now);
@@ -288,7 +323,7 @@ export class Engine {
             s.droppedAfterStep++;
             break;
           }
-          if (this.discipline.addSample(s.cfg.id, ev.sample, now) === 'accepted') {
+          if (this.discipline.addSample(s.cfg.id, tuneSample(ev.sample, s.cfg.tuning), now) === 'accepted') {
             const adj = this.discipline.pollAdjustment(s.cfg.id, s.cfg.polltarget);
             if (adj !== undefined) s.assoc.adjustPoll(adj);
           }
@@ -311,6 +346,46 @@ export class Engine {
       }
     }
     if (changed) this.discipline.update(now);
+  }
+
+  /**
+   * The clock jumped by about `seconds` without a step of ours (host suspend/resume, VM
+   * migration, another program set it): see holdover.ts' notes in docs/holdover.md. Drops the
+   * sample history, lets makestep step again, and measures every source afresh in a burst.
+   */
+  clockJumped(now: Instant, seconds: number): void {
+    this.lastNow = now;
+    this.jumps++;
+    this.lastJumpSeconds = seconds;
+    this.discipline.clockJumped(now);
+    for (const s of this.sourcesById.values()) {
+      // A request in flight straddles the jump: its answer mixes two timescales.
+      s.stepGuard = s.cfg.xleave ? 2 : 1;
+      if (!s.assoc.status().online) continue;
+      s.assoc.burst(now, 4, 8);
+      this.drainSource(s, now);
+    }
+  }
+
+  /** Clock jumps reported through clockJumped() (count, and the last one in seconds). */
+  jumpStats(): { count: number; lastSeconds: number } {
+    return { count: this.jumps, lastSeconds: this.lastJumpSeconds };
+  }
+
+  /** The I/O layer could not send `t` (ENETUNREACH, ...): auto_offline sources go offline. */
+  transmitFailed(t: Transmit, now: Instant): void {
+    if (t.socket !== 'client') return;
+    for (const s of this.sourcesById.values()) {
+      if (s.cfg.address.address === t.to.address && s.cfg.address.port === t.to.port) {
+        s.assoc.sendFailed(now);
+        this.drainSource(s, now);
+      }
+    }
+  }
+
+  /** Our reference ID as source `id` sees us (our address towards it), for orphan mode. */
+  setLocalRefId(id: string, refId: number): void {
+    this.discipline.setSourceOptions(id, { localRefId: refId });
   }
 
   // ---- control operations --------------------------------------------------------------------
@@ -420,6 +495,22 @@ export class Engine {
   }
 
   serverStats(): ServerStatsReport {
+    const base = this.serverStatsNtp();
+    const m6 = this.mode6?.stats();
+    if (!m6) return base;
+    // Every datagram on the NTP port counts as an NTP packet (as chronyd's serverstats).
+    const m6Dropped = Object.values(m6.dropped).reduce((a, b) => a + b, 0);
+    const malformedDropped = { ...base.malformedDropped };
+    for (const [k, v] of Object.entries(m6.dropped)) malformedDropped[`mode6-${k}`] = v;
+    return {
+      ...base,
+      ntpPacketsReceived: base.ntpPacketsReceived + m6.received,
+      ntpPacketsDropped: base.ntpPacketsDropped + m6Dropped,
+      malformedDropped,
+    };
+  }
+
+  private serverStatsNtp(): ServerStatsReport {
     return (
       this.server?.stats() ?? {
         ntpPacketsReceived: 0,
@@ -466,5 +557,19 @@ export class Engine {
 
   sourceIds(): string[] {
     return [...this.sourcesById.keys()];
+  }
+
+  /** Each source's configuration, association status and selection state (for mode 6). */
+  sourceDetails(): Array<{ cfg: SourceConfig; status: ClientAssociationStatus; state: SelectState }> {
+    return [...this.sourcesById.values()].map((s) => ({
+      cfg: s.cfg,
+      status: s.assoc.status(),
+      state: this.discipline.sourceState(s.cfg.id) ?? '?',
+    }));
+  }
+
+  /** Mode 6 counters (undefined when mode 6 is off). */
+  mode6Stats(): ReturnType<Mode6Server['stats']> | undefined {
+    return this.mode6?.stats();
   }
 }

@@ -72,6 +72,8 @@ export interface ReferenceState {
   rootDispersion: number;
   /** log2 s, e.g. -20 for about 1 µs. */
   precision: number;
+  /** smoothtime: seconds to subtract from local time in everything served (src/leap/smoother.ts). */
+  smoothOffset?: number;
 }
 
 /** Per-source selection state, as chronyc `sources` shows it in column S. */

@@ -45,8 +45,13 @@ const IBURST_GOOD = 4;
 const IBURST_TOTAL = 8;
 /** Good samples at the current poll before the automatic rule lengthens it. */
 const POLL_UP_SAMPLES = 4;
-/** Unanswered polls before the poll starts backing off. */
-const UNREACH_BACKOFF = 8;
+/**
+ * Poll score added for each request that went unanswered (chrony: 0.25, or 0.1 while the source
+ * is the one the clock follows): the poll lengthens by one every 4 (10) misses, so an outage
+ * costs little traffic while the reach register still empties in 8 polls.
+ */
+const UNREACH_BACKOFF = 0.25;
+const UNREACH_BACKOFF_SELECTED = 0.1;
 const MASK64 = (1n << 64n) - 1n;
 
 export interface ClientAssociationConfig {
@@ -69,6 +74,8 @@ export interface ClientAssociationConfig {
    * source's statistics); otherwise it rises by one after every 4 good samples.
    */
   externalPoll?: boolean;
+  /** chrony `auto_offline`: a failed send (no route, ...) takes the source offline. */
+  autoOffline?: boolean;
 }
 
 export interface ClientAssociationDeps {
@@ -120,6 +127,8 @@ export interface ClientAssociationStatus {
   kod: string | null;
   /** Requests left in the current burst (0: no burst). */
   burstRemaining: number;
+  /** Consecutive polls that left the reach register empty (chrony's unreachable run). */
+  unreachableRun: number;
 }
 
 interface Exchange {
@@ -160,6 +169,10 @@ export class ClientAssociation {
   private readonly cfgBurst: boolean;
   private readonly externalPoll: boolean;
   private readonly presend: number | undefined;
+  private readonly autoOffline: boolean;
+  /** The clock follows this source (its poll backs off more slowly when it stops answering). */
+  private selected = false;
+  private unreachableRun = 0;
 
   private poll: number;
   private online: boolean;
@@ -207,6 +220,7 @@ export class ClientAssociation {
     this.cfgBurst = cfg.burst ?? false;
     this.externalPoll = cfg.externalPoll ?? false;
     this.presend = cfg.presend;
+    this.autoOffline = cfg.autoOffline ?? false;
     this.online = !(cfg.offline ?? false);
     this.poll = this.minpoll;
   }
@@ -273,16 +287,16 @@ export class ClientAssociation {
       if (total > 1) this.startBurst(1, total);
     }
 
-    // Unreachable back-off.
-    if (this.unanswered >= UNREACH_BACKOFF && this.burstTotal === 0 && this.poll < this.maxpoll) {
-      this.poll++;
-      this.goodStreak = 0;
+    // Unreachable back-off: the previous request went unanswered.
+    if (this.unanswered > 0 && this.burstTotal === 0) {
+      this.adjustPoll(this.selected ? UNREACH_BACKOFF_SELECTED : UNREACH_BACKOFF);
     }
 
     const prevReach = this.reach;
     this.reach = (this.reach << 1) & 0xff;
     if (this.reach !== prevReach) this.events.push({ type: 'reach', reach: this.reach });
     if (prevReach !== 0 && this.reach === 0) this.events.push({ type: 'unreachable' });
+    this.unreachableRun = this.reach === 0 ? this.unreachableRun + 1 : 0;
     this.unanswered++;
 
     this.sendRequest(now, false);
@@ -352,6 +366,22 @@ export class ClientAssociation {
     const ok = (t1: Instant): boolean => Math.abs(diffSeconds(tx, t1)) < 1;
     if (this.lastReq && this.lastReq.tag === tag && ok(this.lastReq.localTx)) this.lastReq.localTx = tx;
     if (this.prevExchange && this.prevExchange.tag === tag && ok(this.prevExchange.t1)) this.prevExchange.t1 = tx;
+  }
+
+  /** Whether the clock currently follows this source (slower unreachable back-off). */
+  setSelected(selected: boolean): void {
+    this.selected = selected;
+  }
+
+  /**
+   * Sending the last request failed (ENETUNREACH, ...). With auto_offline the source goes
+   * offline until `setOnline(true)`, as chronyd does. Returns whether it went offline.
+   */
+  sendFailed(now: Instant): boolean {
+    if (!this.autoOffline || !this.online) return false;
+    this.endBurst();
+    this.setOnline(false, now);
+    return true;
   }
 
   setOnline(online: boolean, now: Instant): void {
@@ -472,6 +502,7 @@ export class ClientAssociation {
     this.lastRemoteRx = pkt.receive;
     this.lastRemoteTx = pkt.transmit;
     this.unanswered = 0;
+    this.unreachableRun = 0;
     if (!req.presend) {
       const prevReach = this.reach;
       this.reach |= 1;
@@ -581,6 +612,7 @@ export class ClientAssociation {
       interleaved: this.lastInterleaved,
       kod: this.kod,
       burstRemaining: this.burstTotal,
+      unreachableRun: this.unreachableRun,
     };
   }
 }

@@ -21,14 +21,21 @@
  */
 import type { Endpoint, ReferenceState, Transmit } from '../engine/types.js';
 import type { Instant, Ntp64 } from '../time/ntp-time.js';
-import { diffSeconds, instantToNtp64 } from '../time/ntp-time.js';
+import { addSeconds, diffSeconds, instantToNtp64 } from '../time/ntp-time.js';
 import type { ClientReport, ServerStatsReport } from '../control/reports.js';
 import { decodePacket, encodePacket, isNtsExtension, MODE_CLIENT, MODE_SERVER } from './packet.js';
+import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
+
+const KOD_RATE = 0x52415445; // "RATE"
 
 export interface NtpServerOptions {
   /** Maximum number of clients tracked in the client log. */
   clientLogLimit: number;
   noclientlog?: boolean;
+  /** chrony's ratelimit (src/ntp/ratelimit.ts); absent = answer every request. */
+  ratelimit?: Omit<RateLimitOptions, 'maxClients'>;
+  /** ntp.conf restrict: ratelimit applies only where `limited`; over the limit, `kod` → KoD RATE, else drop. */
+  restrictLimit?: (address: string) => { limited: boolean; kod: boolean };
   access: (address: string) => boolean;
   random: () => number;
 }
@@ -47,6 +54,8 @@ interface ClientEntry {
   tx: Instant | null;
   /** txTag of our last answer, 0 if none. */
   txTag: number;
+  /** smoothtime offset of our last answer (its kernel TX time is smoothed with it). */
+  smooth?: number | undefined;
 }
 
 /** Rough per-entry memory for the `clientLogMemory` statistic. */
@@ -62,10 +71,13 @@ export class NtpServer {
   private interleaved = 0;
   private authReceived = 0;
   private readonly malformed: Record<string, number> = {};
+  private readonly rateLimiter: RateLimiter | undefined;
 
   constructor(opts: NtpServerOptions) {
     if (!(opts.clientLogLimit >= 0)) throw new RangeError('clientLogLimit must be >= 0');
     this.opts = opts;
+    if (opts.ratelimit)
+      this.rateLimiter = new RateLimiter({ ...opts.ratelimit, maxClients: Math.max(opts.clientLogLimit, 1) });
   }
 
   private drop(reason: string, entry?: ClientEntry): undefined {
@@ -117,9 +129,23 @@ export class NtpServer {
     if (req.mode !== MODE_CLIENT && !isV1Client) return this.drop('mode');
 
     const entry = this.logClient(from.address, rx);
+    const rl = this.opts.restrictLimit?.(from.address);
+    let limit =
+      rl && !rl.limited ? 'answer' : (this.rateLimiter?.check(from.address, rx, this.opts.random) ?? 'answer');
+    if (rl && limit !== 'answer') limit = rl.kod ? 'kod' : 'drop';
+    if (limit === 'drop') return this.drop('ratelimit', entry);
+    const kod = limit === 'kod';
     if (req.mac || req.extensions.some((ef) => isNtsExtension(ef.type))) {
       this.authReceived++;
       return this.drop('auth', entry);
+    }
+    // smoothtime: everything served is local time minus the smoothing offset (refid SMOOTH).
+    const sm = ref.smoothOffset ?? 0;
+    if (sm !== 0) {
+      rx = addSeconds(rx, -sm);
+      txTime = addSeconds(txTime, -sm);
+      if (Math.abs(sm) > 2 ** ref.precision)
+        ref = { ...ref, refId: 0x7f7f01ff, refTime: ref.refTime && addSeconds(ref.refTime, -sm) };
     }
 
     const rxNtp = instantToNtp64(rx);
@@ -141,15 +167,15 @@ export class NtpServer {
     const sync = ref.synchronized;
     const stratum = sync && ref.stratum > 0 && ref.stratum < 16 ? ref.stratum : 0;
     const response = encodePacket({
-      leap: sync ? ref.leap : 3,
+      leap: sync && !kod ? ref.leap : 3,
       version: req.version,
       mode: MODE_SERVER,
-      stratum,
+      stratum: kod ? 0 : stratum,
       poll: req.poll,
       precision: ref.precision,
       rootDelay: sync ? ref.rootDelay : 1,
       rootDispersion: sync ? ref.rootDispersion : 1,
-      refId: sync ? ref.refId >>> 0 : 0,
+      refId: kod ? KOD_RATE : sync ? ref.refId >>> 0 : 0,
       refTime: sync && ref.refTime !== 0n ? instantToNtp64(ref.refTime) : 0n,
       origin: interleaved ? req.receive : req.transmit,
       receive: rxNtp,
@@ -160,11 +186,12 @@ export class NtpServer {
     const out: Transmit = { socket: 'server', to: { address: from.address, port: from.port }, data: response };
     // Basic mode: the I/O layer stamps T3 at the last moment (interleaved answers carry the
     // kernel TX time of the previous answer instead).
-    if (!interleaved) out.stampTransmit = true;
+    if (!interleaved && sm === 0) out.stampTransmit = true;
     if (entry) {
       if (entry.txTag) this.tags.delete(entry.txTag);
       entry.rxNtp = rxNtp;
       entry.tx = txTime;
+      entry.smooth = sm !== 0 ? sm : undefined;
       entry.txTag = this.nextTag;
       this.nextTag = this.nextTag >= 0x7fff_ffff ? 1 : this.nextTag + 1;
       this.tags.set(entry.txTag, entry);
@@ -177,6 +204,7 @@ export class NtpServer {
   handleTxTimestamp(tag: number, tx: Instant): void {
     const e = this.tags.get(tag);
     if (!e || e.txTag !== tag) return;
+    if (e.smooth !== undefined) tx = addSeconds(tx, -e.smooth);
     e.tx = tx;
   }
 

@@ -26,6 +26,9 @@ import { Prng } from './prng.js';
 import { Oscillator, type OscillatorSpec } from './oscillator.js';
 import { NetworkPath, type PathSpec } from './network.js';
 import { EventQueue } from './event-queue.js';
+import { DETECTOR_TICK, SimHost, type HostEventSpec } from './host-model.js';
+import type { LocalReferenceOptions } from '../discipline/holdover.js';
+import { refIdFromAddress } from '../ntp/refid.js';
 
 export interface SimSourceSpec {
   /** Address of the server node. */
@@ -41,12 +44,18 @@ export interface NodeSpec {
   /** Serve time on port 123 (default true). */
   serve?: boolean;
   /** `local stratum N` (a reference clock for the others). */
-  local?: { stratum: number; distance?: number };
+  local?: LocalReferenceOptions;
+  /** Host suspends and VM migrations (see host-model.ts). */
+  host?: HostEventSpec[];
+  /** Run the daemon's clock jump detector every second (default false). */
+  detectJumps?: boolean;
   /** Lying server: step its clock by `offset` s at `at` s since start (default 0). */
   lie?: { offset: number; at?: number };
   /** Collect metrics for this node (default: if it has sources). */
   measure?: boolean;
   precision?: number;
+  /** The clock is true UTC (a reference): the simulator makes it take the leap second. */
+  followsUtc?: boolean;
 }
 
 export interface Scenario {
@@ -64,6 +73,11 @@ export interface Scenario {
   sampleInterval?: number;
   /** Called once per sample interval (true seconds since start) for custom checks. */
   onSample?: (t: number, nodes: SimNodeView[]) => void;
+  /**
+   * A leap second in UTC at the end of the day ending at `midnight` (Unix s): true time runs on,
+   * UTC (and offsets, measured against it) repeats 23:59:59 (sign +1) or skips it (−1).
+   */
+  leap?: { midnight: bigint; sign: 1 | -1 };
   /** Control operations at given true times. */
   actions?: { at: number; node: string; run: (engine: Engine, now: Instant) => void }[];
 }
@@ -113,6 +127,7 @@ interface SimNode {
   timerGen: number;
   timerTarget: Instant | null;
   steps: number;
+  host: SimHost;
 }
 
 type Ev =
@@ -125,6 +140,8 @@ type Ev =
       data: Uint8Array;
     }
   | { kind: 'lie'; node: SimNode; offset: number }
+  | { kind: 'host'; node: SimNode; ev: HostEventSpec; phase: 'start' | 'end' }
+  | { kind: 'jumpTick'; node: SimNode }
   | { kind: 'action'; node: SimNode; run: (engine: Engine, now: Instant) => void };
 
 const DEFAULT_START: Instant = 1_767_225_600n * NS_PER_S; // 2026-01-01T00:00:00Z
@@ -139,13 +156,15 @@ export function runSimulation(sc: Scenario): SimulationResult {
   const nodes: SimNode[] = [];
   const paths = new Map<string, NetworkPath>();
   const pathRng = rng.fork();
+  const leapAt = sc.leap ? sc.leap.midnight * NS_PER_S - (sc.leap.sign < 0 ? NS_PER_S : 0n) : null;
+  const utcShift = (t: Instant): number => (leapAt !== null && t >= leapAt ? sc.leap!.sign : 0);
 
   sc.nodes.forEach((spec, index) => {
     const nodeRng = rng.fork();
     const osc = new Oscillator(spec.oscillator ?? {}, start, nodeRng.fork());
     const clock = new DisciplinedClock(() => osc.raw(trueNow), 'simulated');
     const discipline: DisciplineOptions = { ...(spec.discipline ?? {}) };
-    if (spec.local) discipline.localStratum = { stratum: spec.local.stratum, distance: spec.local.distance ?? 1 };
+    if (spec.local) discipline.localStratum = { ...spec.local, distance: spec.local.distance ?? 1 };
     const sources: SourceConfig[] = (spec.sources ?? []).map((s, i) =>
       sourceConfig(`${s.server}#${i}`, { address: s.server, port: 123 }, s.options ?? {}),
     );
@@ -168,7 +187,15 @@ export function runSimulation(sc: Scenario): SimulationResult {
       timerGen: 0,
       timerTarget: null,
       steps: 0,
+      host: new SimHost(spec.detectJumps ?? false),
     };
+    for (const s of sources) {
+      try {
+        engine.setLocalRefId(s.id, refIdFromAddress(spec.address));
+      } catch {
+        // not an IP address: no local refid (orphan mode then never follows this source)
+      }
+    }
     if (byAddr.has(spec.address)) throw new Error(`duplicate node address ${spec.address}`);
     byAddr.set(spec.address, node);
     nodes.push(node);
@@ -192,9 +219,11 @@ export function runSimulation(sc: Scenario): SimulationResult {
         break;
       case 'offset':
         node.clock.step(a.seconds);
+        node.host.ownStep(a.seconds);
         break;
       case 'step':
         node.clock.step(a.seconds);
+        node.host.ownStep(a.seconds);
         node.steps++;
         break;
       case 'status':
@@ -252,6 +281,15 @@ export function runSimulation(sc: Scenario): SimulationResult {
       else q.push(start + BigInt(Math.round(lie.at! * 1e9)), { kind: 'lie', node: n, offset: lie.offset });
     }
   }
+  for (const n of nodes) {
+    for (const ev of n.spec.host ?? []) {
+      q.push(start + BigInt(Math.round(ev.at * 1e9)), { kind: 'host', node: n, ev, phase: 'start' });
+    }
+    if (n.host.detector) q.push(start, { kind: 'jumpTick', node: n });
+  }
+  for (const n of nodes) {
+    if (leapAt !== null && n.spec.followsUtc) q.push(leapAt, { kind: 'lie', node: n, offset: -sc.leap!.sign });
+  }
   for (const a of sc.actions ?? []) {
     const n = byAddr.get(a.node);
     if (n) q.push(start + BigInt(Math.round(a.at * 1e9)), { kind: 'action', node: n, run: a.run });
@@ -277,7 +315,7 @@ export function runSimulation(sc: Scenario): SimulationResult {
       times[sampleIdx] = sampleIdx * interval;
       const views: SimNodeView[] = [];
       measured.forEach((n, k) => {
-        const off = diffSeconds(n.clock.now(), ts);
+        const off = diffSeconds(n.clock.now(), ts) + utcShift(ts);
         const of = n.osc.frequency(ts);
         const fe = (1 + of) * (1 + n.clock.getFrequency() * 1e-6) - 1;
         series[k]!.off[sampleIdx] = off;
@@ -301,6 +339,10 @@ export function runSimulation(sc: Scenario): SimulationResult {
     switch (ev.kind) {
       case 'timer': {
         if (ev.gen !== n.timerGen) continue;
+        if (n.host.suspended) {
+          n.timerTarget = null; // re-armed (overdue) on resume
+          continue;
+        }
         const now = n.clock.now();
         if (n.timerTarget !== null && now < n.timerTarget) {
           // The clock ran slower than the estimate: wait the rest.
@@ -313,6 +355,7 @@ export function runSimulation(sc: Scenario): SimulationResult {
         break;
       }
       case 'deliver': {
+        if (n.host.suspended) continue;
         const now = n.clock.now();
         n.engine.handleDatagram(ev.socket, ev.from, ev.data, now, now);
         break;
@@ -323,6 +366,27 @@ export function runSimulation(sc: Scenario): SimulationResult {
       case 'action':
         ev.run(n.engine, n.clock.now());
         break;
+      case 'host':
+        if (ev.ev.type === 'migrate') {
+          n.clock.step(ev.ev.seconds);
+          n.host.foreignStep(ev.ev.seconds);
+        } else if (ev.phase === 'start') {
+          n.host.suspend(n.clock.now());
+          q.push(addSeconds(t, ev.ev.duration), { ...ev, phase: 'end' });
+          continue;
+        } else {
+          n.host.resume(n.clock.now());
+          n.clock.step(ev.ev.clockError ?? 0);
+          n.host.foreignStep(ev.ev.clockError ?? 0);
+        }
+        break;
+      case 'jumpTick': {
+        q.push(addSeconds(t, DETECTOR_TICK), ev);
+        const jump = n.host.tick(n.clock.now());
+        if (!jump) continue;
+        n.engine.clockJumped(n.clock.now(), jump.jumpSeconds);
+        break;
+      }
     }
     drain(n);
   }

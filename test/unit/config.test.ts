@@ -7,6 +7,7 @@ import {
   ConfigError,
   DEFAULT_CONFIG_TEXT,
   DEFAULT_CMD_SOCKET,
+  DEFAULT_SOURCE_OPTIONS,
   type Config,
   expandGlob,
   formatConfig,
@@ -50,6 +51,7 @@ pool pool2.example.org
     host: 'ntp1.example.net',
     origin: 'a.conf:6',
     options: {
+      ...DEFAULT_SOURCE_OPTIONS,
       minpoll: 4,
       maxpoll: 8,
       iburst: true,
@@ -67,6 +69,7 @@ pool pool2.example.org
     },
   });
   assert.deepEqual(s1!.options, {
+    ...DEFAULT_SOURCE_OPTIONS,
     minpoll: 6,
     maxpoll: 10,
     iburst: false,
@@ -110,13 +113,15 @@ test('more server option errors', () => {
   throwsAt('server a port 70000', /test\.conf:1: invalid port '70000'/);
 });
 
-test('unsupported chrony server options are warnings, their values consumed', () => {
-  const c = parseConfigText('server a key 5 nts iburst\n', 'w.conf');
+test('harmless unimplemented server options are warnings, their values consumed; key/nts are errors', () => {
+  const c = parseConfigText('server a presend 9 filter 3 iburst\n', 'w.conf');
   assert.equal(c.sources[0]!.options.iburst, true);
   assert.deepEqual(c.warnings, [
-    "w.conf:1: server option 'key' is not supported yet, ignored",
-    "w.conf:1: server option 'nts' is not supported yet, ignored",
+    "w.conf:1: server option 'presend' is not supported (ARP warm-up packets before long polls are not sent), ignored",
+    "w.conf:1: server option 'filter' is not supported (the median filter is not implemented), ignored",
   ]);
+  throwsAt('server a key 5 iburst', /^test\.conf:1: server option 'key' is not supported yet \(planned: NTS/);
+  throwsAt('server a NTS', /^test\.conf:1: server option 'nts' is not supported yet/);
 });
 
 test('allow / deny / local / makestep / files / ports / log / minsources / maxdistance', () => {
@@ -171,7 +176,7 @@ maxdistance 1.5
   assert.equal(c.maxdistance, 1.5);
   assert.deepEqual(c.warnings, []);
 
-  const d = parseConfigText('local\nbindcmdaddress /\ndriftfile /x 3600\n', 'c.conf');
+  const d = parseConfigText('local\nbindcmdaddress /\ndriftfile /x interval 3600\n', 'c.conf');
   assert.deepEqual(d.local, { stratum: 10, orphan: false, distance: 1 });
   assert.equal(d.cmdSocket, null);
   assert.equal(d.driftfileInterval, 3600);
@@ -203,16 +208,19 @@ test('bad values of the other directives: error with file:line', () => {
   throwsAt('pidfile', /test\.conf:1: missing arguments for pidfile directive/);
 });
 
-test('unknown directive is an error; known chrony directives not implemented are warnings', () => {
+test('unknown directive is an error; unimplemented chrony directives are errors or warnings by their status', () => {
   throwsAt('server a\nfrobnicate 3', /^test\.conf:2: unknown directive 'frobnicate'$/);
-  const c = parseConfigText('rtcsync\nREFCLOCK PHC /dev/ptp0\npeer 192.0.2.9\nlog rtc tracking\n', 'u.conf');
+  throwsAt('constructor', /^test\.conf:1: unknown directive 'constructor'$/);
+  throwsAt(
+    'REFCLOCK PHC /dev/ptp0',
+    /^test\.conf:1: directive 'refclock' is not supported yet \(planned: reference clocks/,
+  );
+  throwsAt('peer 192.0.2.9', /^test\.conf:1: directive 'peer' is not supported: symmetric \(peer\) mode/);
+  const c = parseConfigText('dumpdir /var/lib/chrony\nlinux_hz 100\nntsdumpdir /var/lib/chrony\n', 'u.conf');
   assert.deepEqual(c.warnings, [
-    "u.conf:1: directive 'rtcsync' is not supported yet, ignored",
-    "u.conf:2: directive 'refclock' is not supported yet, ignored",
-    "u.conf:3: directive 'peer' is not supported yet, ignored",
-    "u.conf:4: log 'rtc' is not supported yet, ignored",
+    "u.conf:1: directive 'dumpdir' is not supported (measurement history is not saved across restarts; sources start afresh), ignored",
+    "u.conf:3: directive 'ntsdumpdir' is not supported yet (planned: NTS and symmetric keys (issue 5)), ignored",
   ]);
-  assert.deepEqual(c.log, ['tracking']);
   assert.equal(c.sources.length, 0);
 });
 
@@ -333,7 +341,7 @@ allow 192.168.0.0/16
 deny all 192.168.1.7
 local stratum 3 orphan distance 0.25
 makestep 0.1 -1
-driftfile /var/lib/d 600
+driftfile /var/lib/d interval 600
 pidfile /run/p
 port 0
 bindaddress ::1
@@ -344,7 +352,7 @@ logdir /tmp/l
 log tracking measurements
 minsources 3
 maxdistance 16
-rtcsync
+dumpdir /var/lib/chrony
 `,
   ];
   for (const t of texts) {
@@ -360,6 +368,6 @@ rtcsync
     printed,
     /^server ntp1\.example\.net minpoll 4 maxpoll 8 maxdelay 0\.5 port 1123 version 3 iburst burst prefer noselect trust require xleave offline$/m,
   );
-  assert.match(printed, /^# warning: x\.conf:21: directive 'rtcsync' is not supported yet, ignored$/m);
+  assert.match(printed, /^# warning: x\.conf:21: directive 'dumpdir' is not supported \(.*\), ignored$/m);
   assert.match(printed, /^bindcmdaddress \/$/m);
 });

@@ -1,0 +1,92 @@
+/**
+ * Wires the cmdmon service into rubidiumd: access rules from the configuration, the UDP hook for
+ * the shared command port and the Unix datagram socket chronyc uses.
+ */
+import { lookup } from 'node:dns/promises';
+import * as path from 'node:path';
+import type { Clock } from '../clock/clock.js';
+import type { Config } from '../config/chrony-conf.js';
+import type { CmdmonEngine } from './service.js';
+import { CmdAccess } from './access.js';
+import { CmdmonService } from './service.js';
+import { type CmdmonUnixSocket, cmdmonUdpHook, openCmdmonUnixSocket } from './transport.js';
+
+export interface CmdmonLogger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  debug(msg: string): void;
+}
+
+/**
+ * Where the chrony-compatible datagram socket goes: `chronyd.sock` next to the JSON stream
+ * socket (`bindcmdaddress /path`), so `chronyc -h DIR/chronyd.sock` works and rubidiumc keeps
+ * its stream socket. If the configured path is itself named chronyd.sock, the datagram socket
+ * is `chronyd-cmdmon.sock`.
+ */
+export function cmdmonSocketPath(cmdSocket: string): string {
+  const dir = path.dirname(cmdSocket);
+  const p = path.join(dir, 'chronyd.sock');
+  return p === path.resolve(cmdSocket) || p === cmdSocket ? path.join(dir, 'chronyd-cmdmon.sock') : p;
+}
+
+export interface Cmdmon {
+  service: CmdmonService;
+  udpHook: ReturnType<typeof cmdmonUdpHook>;
+  /** Opens the Unix datagram socket; logs and returns null if it cannot. */
+  openUnix(cmdSocket: string): Promise<CmdmonUnixSocket | null>;
+  close(): void;
+}
+
+export function setupCmdmon(
+  engine: CmdmonEngine,
+  flush: () => void,
+  clock: Clock,
+  conf: Config,
+  log: CmdmonLogger,
+  otherCmdStats: () => { received: number; dropped: number },
+): Cmdmon {
+  let access: CmdAccess;
+  try {
+    access = new CmdAccess({
+      rules: conf.cmdaccess,
+      ...(conf.opencommands ? { openCommands: conf.opencommands } : {}),
+      rateLimit: conf.cmdratelimit,
+    });
+  } catch (e) {
+    // e.g. a host name in cmdallow: fall back to localhost only, which is never less safe.
+    log.warn(`cmdallow/cmddeny: ${(e as Error).message}; command access limited to localhost`);
+    access = new CmdAccess({ rateLimit: conf.cmdratelimit });
+  }
+  const started = process.hrtime.bigint();
+  const service = new CmdmonService({
+    engine,
+    now: () => clock.now(),
+    monotonicSeconds: () => Number(process.hrtime.bigint() - started) / 1e9,
+    flush,
+    access,
+    resolve: async (name) => (await lookup(name, { all: true })).map((a) => a.address),
+    otherCmdStats,
+    onReject: (origin, reason) =>
+      log.debug(`cmdmon: ${origin.transport === 'udp' ? origin.address : 'unix'}: ${reason}`),
+  });
+  const onError = (err: Error) => log.debug(`cmdmon: ${err.message}`);
+  let unix: CmdmonUnixSocket | null = null;
+  return {
+    service,
+    udpHook: cmdmonUdpHook(service, onError),
+    async openUnix(cmdSocket) {
+      const p = cmdmonSocketPath(cmdSocket);
+      try {
+        unix = await openCmdmonUnixSocket(p, service, onError);
+        log.info(`chronyc socket on ${p} (chronyc -h ${p})`);
+      } catch (e) {
+        log.warn(`Could not open chronyc socket ${p}: ${(e as Error).message}`);
+      }
+      return unix;
+    },
+    close() {
+      unix?.close();
+      unix = null;
+    },
+  };
+}
