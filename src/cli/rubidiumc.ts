@@ -11,6 +11,7 @@
  *   clients [-p N] [-k] [-r]          → ClientReport[] (options passed through)
  *   serverstats | activity            → ServerStatsReport | ActivityReport
  *   makestep [threshold limit]        → null
+ *   cyclelogs                         → null (the daemon reopens its log files)
  *   burst good max [mask/address]     → null (good/max default 4/8)
  *   online [mask/address] | offline [mask/address] → null
  * waitsync polls `tracking`.
@@ -112,7 +113,7 @@ Options:
 Commands:
   tracking, sources [-a] [-v], sourcestats [-a] [-v], ntpdata [address], clients [-p N] [-k] [-r],
   serverstats, activity, makestep [threshold limit], burst [good/max] [mask/address],
-  online [mask/address], offline [mask/address],
+  online [mask/address], offline [mask/address], cyclelogs,
   waitsync [max-tries [max-correction [max-skew [interval]]]]
 `;
 
@@ -335,6 +336,12 @@ class Cli {
         return this.report<ServerStatsReport>({ cmd, args: [] }, isObj, (d) => formatServerStats(d, f));
       case 'activity':
         return this.report<ActivityReport>({ cmd, args: [] }, isObj, (d) => formatActivity(d, f));
+      case 'cyclelogs':
+        if (args.length !== 0) {
+          this.err('Bad syntax for cyclelogs command');
+          return false;
+        }
+        return this.action({ cmd, args });
       case 'makestep':
         if (
           args.length !== 0 &&

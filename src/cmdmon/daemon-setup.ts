@@ -5,7 +5,7 @@
 import { lookup } from 'node:dns/promises';
 import * as path from 'node:path';
 import type { Clock } from '../clock/clock.js';
-import type { Config } from '../config/chrony-conf.js';
+import { type Config, DEFAULT_CMD_SOCKET } from '../config/chrony-conf.js';
 import type { CmdmonEngine } from './service.js';
 import { CmdAccess } from './access.js';
 import { CmdmonService } from './service.js';
@@ -17,13 +17,17 @@ export interface CmdmonLogger {
   debug(msg: string): void;
 }
 
+/** Where chronyc (4.3, Debian) looks first when run without -h. */
+export const CHRONYC_DEFAULT_SOCKET = '/var/run/chrony/chronyd.sock';
+
 /**
- * Where the chrony-compatible datagram socket goes: `chronyd.sock` next to the JSON stream
- * socket (`bindcmdaddress /path`), so `chronyc -h DIR/chronyd.sock` works and rubidiumc keeps
- * its stream socket. If the configured path is itself named chronyd.sock, the datagram socket
- * is `chronyd-cmdmon.sock`.
+ * Where the chrony-compatible datagram socket goes. With the default command socket, chronyd's own
+ * default path, so a plain `chronyc` finds rubidiumd as it found chronyd. With a configured
+ * `bindcmdaddress /path` (which stays rubidiumc's JSON stream socket), `chronyd.sock` next to it,
+ * for `chronyc -h DIR/chronyd.sock`; if that path is itself named chronyd.sock, `chronyd-cmdmon.sock`.
  */
-export function cmdmonSocketPath(cmdSocket: string): string {
+export function cmdmonSocketPath(cmdSocket: string, defaultCmdSocket?: string): string {
+  if (defaultCmdSocket !== undefined && cmdSocket === defaultCmdSocket) return CHRONYC_DEFAULT_SOCKET;
   const dir = path.dirname(cmdSocket);
   const p = path.join(dir, 'chronyd.sock');
   return p === path.resolve(cmdSocket) || p === cmdSocket ? path.join(dir, 'chronyd-cmdmon.sock') : p;
@@ -44,6 +48,7 @@ export function setupCmdmon(
   conf: Config,
   log: CmdmonLogger,
   otherCmdStats: () => { received: number; dropped: number },
+  cycleLogs?: () => void,
 ): Cmdmon {
   let access: CmdAccess;
   try {
@@ -66,6 +71,7 @@ export function setupCmdmon(
     access,
     resolve: async (name) => (await lookup(name, { all: true })).map((a) => a.address),
     otherCmdStats,
+    ...(cycleLogs ? { cycleLogs } : {}),
     onReject: (origin, reason) =>
       log.debug(`cmdmon: ${origin.transport === 'udp' ? origin.address : 'unix'}: ${reason}`),
   });
@@ -75,7 +81,7 @@ export function setupCmdmon(
     service,
     udpHook: cmdmonUdpHook(service, onError),
     async openUnix(cmdSocket) {
-      const p = cmdmonSocketPath(cmdSocket);
+      const p = cmdmonSocketPath(cmdSocket, DEFAULT_CMD_SOCKET);
       try {
         unix = await openCmdmonUnixSocket(p, service, onError);
         log.info(`chronyc socket on ${p} (chronyc -h ${p})`);

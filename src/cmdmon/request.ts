@@ -88,6 +88,7 @@ export type CmdRequest =
   | { cmd: 'server_stats' }
   | { cmd: 'activity' }
   | { cmd: 'makestep' }
+  | { cmd: 'cyclelogs' }
   | { cmd: 'add_source'; source: AddSourceRequest }
   | { cmd: 'add_source_invalid'; status: number }
   | { cmd: 'del_source'; address: CmdIpAddr }
@@ -185,6 +186,8 @@ function decodeBody(command: number, b: Buffer): CmdRequest {
       return { cmd: 'activity' };
     case REQ.MAKESTEP:
       return { cmd: 'makestep' };
+    case REQ.CYCLELOGS:
+      return { cmd: 'cyclelogs' };
     case REQ.DEL_SOURCE:
       return { cmd: 'del_source', address: ip(0) };
     case REQ.ACCHECK:

@@ -44,6 +44,8 @@ export interface CmdmonDeps {
   resolve?: (name: string) => Promise<string[]>;
   /** Command packets seen by other control transports (the JSON protocol), for serverstats. */
   otherCmdStats?: () => { received: number; dropped: number };
+  /** Closes and reopens the log files (chronyc cyclelogs). */
+  cycleLogs?: () => void;
   /** Called for every refused or malformed datagram (logging). */
   onReject?: (origin: CmdOrigin, reason: string) => void;
 }
@@ -339,6 +341,10 @@ export class CmdmonService {
       }
       case 'activity':
         return ok({ type: 'activity', data: e.activity() });
+      case 'cyclelogs':
+        if (!this.deps.cycleLogs) return fail(STT.FAILED);
+        this.deps.cycleLogs();
+        return ok();
       case 'makestep':
         e.makestep(now);
         this.deps.flush();

@@ -403,6 +403,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       conf,
       log,
       () => control?.stats ?? { received: 0, dropped: 0 },
+      () => stats.cycle(),
     );
     try {
       control = await startControlServer({
@@ -437,11 +438,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       const where = [control.unixPath ? control.unixPath : '', control.udpPort ? `${udpAddr}:${control.udpPort}` : '']
         .filter(Boolean)
         .join(' and ');
-      log.info(`Control socket on ${where}`);
-      const hint = control.udpPort
-        ? `bin/rubidiumc -h ${udpAddr} -p ${control.udpPort} tracking`
-        : `bin/rubidiumc -h ${control.unixPath} tracking`;
-      log.info(`Query it with: ${hint}   (also: sources -v, sourcestats, serverstats, --json)`);
+      if (where) {
+        log.info(`Control socket on ${where}`);
+        const hint = control.udpPort
+          ? `bin/rubidiumc -h ${udpAddr} -p ${control.udpPort} tracking`
+          : `bin/rubidiumc -h ${control.unixPath} tracking`;
+        log.info(`Query it with: ${hint}   (also: sources -v, sourcestats, serverstats, --json)`);
+      } else log.info('No control socket (cmdport 0 and bindcmdaddress /)');
     }
     if (unixPath) await cmdmon.openUnix(unixPath);
   }

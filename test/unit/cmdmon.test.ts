@@ -576,3 +576,23 @@ test('cmdmon config: cmdallow/cmddeny/cmdratelimit/opencommands parse and print'
   assert.equal(testFlags('111 111 1111'), 0x3ff);
   assert.equal(testFlags('011 111 1111'), 0x1ff);
 });
+
+test('cmdmon service: cyclelogs reopens the logs over the Unix socket only', async () => {
+  const f = fakeEngine();
+  let cycled = 0;
+  const svc = new CmdmonService({
+    engine: f.engine,
+    now: () => 1_700_000_100_000_000_000n,
+    monotonicSeconds: () => 0,
+    flush: () => undefined,
+    access: new CmdAccess({}),
+    cycleLogs: () => cycled++,
+  });
+  assert.equal(header((await svc.handle(request(REQ.CYCLELOGS), UDP))!).status, STT.UNAUTH);
+  assert.equal(cycled, 0);
+  assert.equal(header((await svc.handle(request(REQ.CYCLELOGS), UNIX))!).status, STT.SUCCESS);
+  assert.equal(cycled, 1);
+  // Without a log service (no logs configured) chronyc gets "500 Failure", never a crash.
+  const { svc: bare } = service();
+  assert.equal(header((await bare.handle(request(REQ.CYCLELOGS), UNIX))!).status, STT.FAILED);
+});

@@ -64,6 +64,7 @@ const handler = commandTable({
   },
   big: () => okResponse('x'.repeat(70 * 1024)),
   makestep: (args) => okResponse(args.length ? { args } : null),
+  cyclelogs: () => okResponse(null),
 });
 
 test('protocol: request validation never throws', () => {
@@ -294,6 +295,12 @@ test('rubidiumc end to end over a Unix socket', async () => {
     assert.equal(c.out.join(''), '200 OK\n');
     c = capture();
     assert.equal(await main(['makestep', '0.1', '3'], { ...c.io, env }), 0);
+    c = capture();
+    assert.equal(await main(['cyclelogs'], { ...c.io, env }), 0);
+    assert.equal(c.out.join(''), '200 OK\n');
+    c = capture();
+    assert.equal(await main(['cyclelogs', 'now'], { ...c.io, env }), 1);
+    assert.equal(c.err.join(''), 'Bad syntax for cyclelogs command\n');
     c = capture();
     assert.equal(await main(['makestep', 'x'], { ...c.io, env }), 1);
     assert.equal(c.err.join(''), 'Bad syntax for makestep command\n');
