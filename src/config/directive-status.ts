@@ -133,11 +133,14 @@ export const DIRECTIVE_STATUS: Readonly<Record<string, DirectiveStatus>> = {
   hwtstimeout: planned(HWTS),
   maxtxbuffers: noEffect('only limits hardware TX timestamp buffers, which Rubidium does not use yet'),
   keyfile: works('/etc/chrony/chrony.keys'),
-  lock_all: planned('service engineer (not landed yet)'),
+  lock_all: refused('memory locking (mlockall) is not implemented; the Node.js heap is not locked', false),
   pidfile: works('/run/chrony/chronyd.pid'),
   ptpport: planned('NTP over PTP (PTP issue)'),
   ptpdomain: planned('NTP over PTP (PTP issue)'),
-  sched_priority: planned('service engineer (not landed yet)'),
+  sched_priority: refused(
+    'real-time scheduling is not implemented; packet times come from kernel timestamps, not from when the daemon runs',
+    false,
+  ),
   user: works('chrony'),
   // ---- obsolete (chronyd warns and ignores them)
   commandkey: noEffect('obsolete; chronyd also ignores it'),
