@@ -36,8 +36,12 @@ export function cmdmonSocketPath(cmdSocket: string, defaultCmdSocket?: string): 
 export interface Cmdmon {
   service: CmdmonService;
   udpHook: ReturnType<typeof cmdmonUdpHook>;
-  /** Opens the Unix datagram socket; logs and returns null if it cannot. */
-  openUnix(cmdSocket: string): Promise<CmdmonUnixSocket | null>;
+  /**
+   * Opens the Unix datagram socket; logs and returns null if it cannot. `chronydPath`: a default
+   * command socket maps to chronyd's own path (not for the embedded demo configuration, which
+   * must never take over a running chronyd's socket).
+   */
+  openUnix(cmdSocket: string, chronydPath: boolean): Promise<CmdmonUnixSocket | null>;
   close(): void;
 }
 
@@ -80,8 +84,8 @@ export function setupCmdmon(
   return {
     service,
     udpHook: cmdmonUdpHook(service, onError),
-    async openUnix(cmdSocket) {
-      const p = cmdmonSocketPath(cmdSocket, DEFAULT_CMD_SOCKET);
+    async openUnix(cmdSocket, chronydPath) {
+      const p = cmdmonSocketPath(cmdSocket, chronydPath ? DEFAULT_CMD_SOCKET : undefined);
       try {
         unix = await openCmdmonUnixSocket(p, service, onError);
         log.info(`chronyc socket on ${p} (chronyc -h ${p})`);

@@ -446,7 +446,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         log.info(`Query it with: ${hint}   (also: sources -v, sourcestats, serverstats, --json)`);
       } else log.info('No control socket (cmdport 0 and bindcmdaddress /)');
     }
-    if (unixPath) await cmdmon.openUnix(unixPath);
+    if (unixPath) await cmdmon.openUnix(unixPath, flags.configFile !== null);
   }
 
   // Drop privileges once every privileged socket is bound (keeping CAP_SYS_TIME for the system clock).
