@@ -18,6 +18,8 @@ import { CmdmonService, type CmdmonEngine, testFlags } from '../../src/cmdmon/se
 import type { SourceConfig } from '../../src/engine/engine.js';
 import { parseCmdRateLimit, parseOpenCommands } from '../../src/cmdmon/config.js';
 import { parseConfigText } from '../../src/config/chrony-conf.js';
+import { CHRONYC_DEFAULT_SOCKET, cmdmonSocketPath } from '../../src/cmdmon/daemon-setup.js';
+import { DEFAULT_CMD_SOCKET } from '../../src/config/chrony-conf.js';
 
 // ---- request building (as chronyc 4.3 does: header, body, zero padding) ----
 
@@ -595,4 +597,14 @@ test('cmdmon service: cyclelogs reopens the logs over the Unix socket only', asy
   // Without a log service (no logs configured) chronyc gets "500 Failure", never a crash.
   const { svc: bare } = service();
   assert.equal(header((await bare.handle(request(REQ.CYCLELOGS), UNIX))!).status, STT.FAILED);
+});
+
+test('cmdmon socket path: chronyd default, next to a configured path, never the JSON path', () => {
+  // A configuration file without `bindcmdaddress /path`: where a plain chronyc looks.
+  assert.equal(cmdmonSocketPath(DEFAULT_CMD_SOCKET, DEFAULT_CMD_SOCKET), CHRONYC_DEFAULT_SOCKET);
+  assert.equal(CHRONYC_DEFAULT_SOCKET, '/var/run/chrony/chronyd.sock');
+  // The embedded demo configuration: beside rubidium's own socket, never chronyd's.
+  assert.equal(cmdmonSocketPath(DEFAULT_CMD_SOCKET), '/var/run/rubidium/chronyd.sock');
+  assert.equal(cmdmonSocketPath('/srv/rb/cmd.sock', DEFAULT_CMD_SOCKET), '/srv/rb/chronyd.sock');
+  assert.equal(cmdmonSocketPath('/srv/rb/chronyd.sock', DEFAULT_CMD_SOCKET), '/srv/rb/chronyd-cmdmon.sock');
 });
