@@ -17,9 +17,8 @@ import { decodeRequest } from '../../src/cmdmon/request.js';
 import { CmdmonService, type CmdmonEngine, testFlags } from '../../src/cmdmon/service.js';
 import type { SourceConfig } from '../../src/engine/engine.js';
 import { parseCmdRateLimit, parseOpenCommands } from '../../src/cmdmon/config.js';
-import { parseConfigText } from '../../src/config/chrony-conf.js';
+import { DEFAULT_CMD_SOCKET, parseConfigText } from '../../src/config/chrony-conf.js';
 import { CHRONYC_DEFAULT_SOCKET, cmdmonSocketPath } from '../../src/cmdmon/daemon-setup.js';
-import { DEFAULT_CMD_SOCKET } from '../../src/config/chrony-conf.js';
 
 // ---- request building (as chronyc 4.3 does: header, body, zero padding) ----
 
