@@ -646,6 +646,41 @@ static int get_family(napi_env env, napi_value v, int* out) {
 }
 
 /* udpOpen(family, bindAddress, port, onEvent, opts?) */
+/*
+ * Shared tail of udpOpen/unixOpen: sets obj.tsMode, the async context and callback, and starts
+ * polling the fd. The wrapped finalizer owns s by now, so failures only close it. Returns obj,
+ * or NULL with a JS exception pending.
+ */
+static napi_value sock_start(napi_env env, uv_loop_t* loop, udp_sock* s, int fd, napi_value obj,
+                             const char* ts_mode, const char* resource_name, napi_value cb,
+                             const char* what) {
+  napi_value resource, name, mode;
+  if (napi_create_string_utf8(env, ts_mode, NAPI_AUTO_LENGTH, &mode) != napi_ok ||
+      napi_set_named_property(env, obj, "tsMode", mode) != napi_ok ||
+      napi_create_object(env, &resource) != napi_ok ||
+      napi_create_string_utf8(env, resource_name, NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, resource, name, &s->actx) != napi_ok ||
+      napi_create_reference(env, cb, 1, &s->cb) != napi_ok) {
+    sock_close(s, 0);
+    return throw_errno(env, what, ENOMEM);
+  }
+  int r = uv_poll_init(loop, &s->poll, fd);
+  if (r < 0) {
+    sock_close(s, 0);
+    return throw_errno(env, "uv_poll_init", -r);
+  }
+  s->poll.data = s;
+  s->poll_inited = 1;
+  s->poll_closed = 0;
+  r = uv_poll_start(&s->poll, UV_READABLE, on_poll);
+  if (r < 0) {
+    sock_close(s, 0);
+    return throw_errno(env, "uv_poll_start", -r);
+  }
+  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
+  return obj;
+}
+
 static napi_value UdpOpen(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -722,7 +757,7 @@ static napi_value UdpOpen(napi_env env, napi_callback_info info) {
   s->family = family;
   s->ts_mode = ts_mode;
   s->poll_closed = 1;
-  napi_value obj, resource, name, mode;
+  napi_value obj;
   if (napi_create_object(env, &obj) != napi_ok ||
       napi_wrap(env, obj, s, sock_finalize, NULL, NULL) != napi_ok) {
     close(fd);
@@ -731,30 +766,7 @@ static napi_value UdpOpen(napi_env env, napi_callback_info info) {
   }
   /* From here on the finalizer owns s; failures just close it. */
   const char* mode_s = ts_mode == TS_FULL ? "timestamping" : ts_mode == TS_NS ? "rx-only" : "none";
-  if (napi_create_string_utf8(env, mode_s, NAPI_AUTO_LENGTH, &mode) != napi_ok ||
-      napi_set_named_property(env, obj, "tsMode", mode) != napi_ok ||
-      napi_create_object(env, &resource) != napi_ok ||
-      napi_create_string_utf8(env, "RubidiumUdpSocket", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, resource, name, &s->actx) != napi_ok ||
-      napi_create_reference(env, argv[3], 1, &s->cb) != napi_ok) {
-    sock_close(s, 0);
-    return throw_errno(env, "udpOpen(init)", ENOMEM);
-  }
-  int r = uv_poll_init(loop, &s->poll, fd);
-  if (r < 0) {
-    sock_close(s, 0);
-    return throw_errno(env, "uv_poll_init", -r);
-  }
-  s->poll.data = s;
-  s->poll_inited = 1;
-  s->poll_closed = 0;
-  r = uv_poll_start(&s->poll, UV_READABLE, on_poll);
-  if (r < 0) {
-    sock_close(s, 0);
-    return throw_errno(env, "uv_poll_start", -r);
-  }
-  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
-  return obj;
+  return sock_start(env, loop, s, fd, obj, mode_s, "RubidiumUdpSocket", argv[3], "udpOpen(init)");
 }
 
 /* Unwraps a handle; throws unless it is an open socket. */
@@ -1101,37 +1113,14 @@ static napi_value UnixOpen(napi_env env, napi_callback_info info) {
   s->family = FAMILY_UNIX;
   s->ts_mode = TS_NONE;
   s->poll_closed = 1;
-  napi_value obj, resource, name, mode;
+  napi_value obj;
   if (napi_create_object(env, &obj) != napi_ok ||
       napi_wrap(env, obj, s, sock_finalize, NULL, NULL) != napi_ok) {
     close(fd);
     free(s);
     return throw_errno(env, "unixOpen(wrap)", ENOMEM);
   }
-  if (napi_create_string_utf8(env, "none", NAPI_AUTO_LENGTH, &mode) != napi_ok ||
-      napi_set_named_property(env, obj, "tsMode", mode) != napi_ok ||
-      napi_create_object(env, &resource) != napi_ok ||
-      napi_create_string_utf8(env, "RubidiumUnixDgramSocket", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, resource, name, &s->actx) != napi_ok ||
-      napi_create_reference(env, argv[1], 1, &s->cb) != napi_ok) {
-    sock_close(s, 0);
-    return throw_errno(env, "unixOpen(init)", ENOMEM);
-  }
-  int r = uv_poll_init(loop, &s->poll, fd);
-  if (r < 0) {
-    sock_close(s, 0);
-    return throw_errno(env, "uv_poll_init", -r);
-  }
-  s->poll.data = s;
-  s->poll_inited = 1;
-  s->poll_closed = 0;
-  r = uv_poll_start(&s->poll, UV_READABLE, on_poll);
-  if (r < 0) {
-    sock_close(s, 0);
-    return throw_errno(env, "uv_poll_start", -r);
-  }
-  if (napi_add_env_cleanup_hook(env, cleanup_hook, s) == napi_ok) s->hook_added = 1;
-  return obj;
+  return sock_start(env, loop, s, fd, obj, "none", "RubidiumUnixDgramSocket", argv[1], "unixOpen(init)");
 }
 
 /* unixSend(handle, data, toPath): sendto with MSG_DONTWAIT; kernel refusals throw with `code`. */
