@@ -85,13 +85,7 @@ export function decodeResponse(text: string): ControlResponse {
 }
 
 /** True for addresses of this host's loopback interface (127.0.0.0/8, ::1, ::ffff:127.x.y.z). */
-export function isLoopbackAddress(address: string): boolean {
-  const a = address.toLowerCase().replace(/%.*$/, '');
-  if (/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a)) return true;
-  if (/^::ffff:127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a)) return true;
-  if (a === '::1' || /^(0{1,4}:){7}0{0,3}1$/.test(a) || /^0{0,4}::0{0,3}1$/.test(a)) return true;
-  return false;
-}
+export { isLoopbackAddress } from '../ntp/ipaddr.js';
 
 /** Token bucket bounding the rate of requests: `rate` per second, bursts of up to `burst`. */
 export class RateLimiter {

@@ -82,3 +82,16 @@ function isV4Mapped(b: Uint8Array): boolean {
   for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
   return b[10] === 0xff && b[11] === 0xff;
 }
+
+/**
+ * Loopback source addresses (127.0.0.0/8, ::1, and their IPv4-mapped forms). Linux drops
+ * packets with a loopback source arriving on any other interface (martians), so a request
+ * from such an address was sent on this host and its source cannot be spoofed from outside.
+ */
+export function isLoopbackAddress(address: string): boolean {
+  const a = parseAddress(address);
+  if (!a) return false;
+  if (a.family === 4) return a.bytes[0] === 127;
+  for (let i = 0; i < 15; i++) if (a.bytes[i] !== 0) return false;
+  return a.bytes[15] === 1;
+}

@@ -14,7 +14,6 @@
  * hex integers need a "0x" prefix, strings are quoted and must not contain '"' (ntpq toggles
  * "in string" on every quote) and unquoted values must not contain ',' or spaces.
  */
-import { parseAddress } from './ipaddr.js';
 import { MODE_CONTROL } from './packet.js';
 import type { Ntp64 } from '../time/ntp-time.js';
 
@@ -335,15 +334,5 @@ export function peerStatus(flags: number, select: number, eventCount = 0, eventC
 
 // ---- addresses -----------------------------------------------------------------------------------
 
-/**
- * Loopback source addresses (127.0.0.0/8, ::1, and their IPv4-mapped forms). Linux drops
- * packets with a loopback source arriving on any other interface (martians), so a request
- * from such an address was sent on this host and its source cannot be spoofed from outside.
- */
-export function isLoopbackAddress(address: string): boolean {
-  const a = parseAddress(address);
-  if (!a) return false;
-  if (a.family === 4) return a.bytes[0] === 127;
-  for (let i = 0; i < 15; i++) if (a.bytes[i] !== 0) return false;
-  return a.bytes[15] === 1;
-}
+// isLoopbackAddress lives in ipaddr.ts (one definition for mode 6 and the control server).
+export { isLoopbackAddress } from './ipaddr.js';
