@@ -28,6 +28,7 @@ import { NtpServer } from '../ntp/server.js';
 import { Mode6Server, engineMode6View, type Mode6Options } from '../ntp/mode6-server.js';
 import type { ClientAssociationStatus } from '../ntp/client.js';
 import { refIdFromAddress } from '../ntp/refid.js';
+import type { ClientAuthenticator, ServerAuthenticator } from '../ntp/auth.js';
 import { Discipline, REFID_LOCL, type DisciplineOptions } from '../discipline/discipline.js';
 import { disciplineSampleOptions, tuneSample, type SampleTuning } from '../discipline/sample-tuning.js';
 
@@ -54,6 +55,8 @@ export interface SourceConfig {
   maxunreach?: number;
   /** maxdelayratio, maxdelaydevratio, min/maxsamples, offset, minstratum (chrony server options). */
   tuning?: SampleTuning;
+  /** `key N` or `nts`: signs requests, accepts only authentic answers (src/ntp/auth.ts). */
+  auth?: ClientAuthenticator;
 }
 
 export interface ServerConfig {
@@ -67,6 +70,8 @@ export interface ServerConfig {
   restrictLimit?: (address: string) => { limited: boolean; kod: boolean };
   /** Answer NTP mode 6 (ntpq) on the server socket; without it mode 6 is dropped. */
   mode6?: Mode6Options;
+  /** Symmetric-key and NTS verification of authenticated requests (src/ntp/auth.ts). */
+  auth?: readonly ServerAuthenticator[];
 }
 
 export interface EngineConfig {
@@ -143,6 +148,7 @@ export class Engine {
           ...(cfg.server.noclientlog !== undefined ? { noclientlog: cfg.server.noclientlog } : {}),
           ...(cfg.server.ratelimit ? { ratelimit: cfg.server.ratelimit } : {}),
           ...(cfg.server.restrictLimit ? { restrictLimit: cfg.server.restrictLimit } : {}),
+          ...(cfg.server.auth ? { auth: cfg.server.auth } : {}),
         })
       : undefined;
     this.mode6 =
@@ -166,6 +172,7 @@ export class Engine {
         maxdelay: cfg.maxdelay,
         offline: cfg.offline,
         autoOffline: cfg.autoOffline ?? false,
+        ...(cfg.auth ? { auth: cfg.auth } : {}),
         externalPoll: true,
         precision: this.cfg.precision,
       },

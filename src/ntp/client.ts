@@ -32,6 +32,7 @@ import type { Instant, Ntp64 } from '../time/ntp-time.js';
 import { addSeconds, diffSeconds, ntp64ToInstant } from '../time/ntp-time.js';
 import type { LeapIndicator } from '../clock/clock.js';
 import { decodePacket, encodePacket, isNtsExtension, MODE_CLIENT, MODE_SERVER } from './packet.js';
+import type { ClientAuthenticator, ClientAuthVerdict } from './auth.js';
 import { kissCode, kodAction } from './kod.js';
 
 export const PHI = 15e-6;
@@ -76,6 +77,8 @@ export interface ClientAssociationConfig {
   externalPoll?: boolean;
   /** chrony `auto_offline`: a failed send (no route, ...) takes the source offline. */
   autoOffline?: boolean;
+  /** Symmetric key or NTS (src/ntp/auth.ts): requests are signed, only authentic answers count. */
+  auth?: ClientAuthenticator;
 }
 
 export interface ClientAssociationDeps {
@@ -170,6 +173,7 @@ export class ClientAssociation {
   private readonly externalPoll: boolean;
   private readonly presend: number | undefined;
   private readonly autoOffline: boolean;
+  private readonly auth: ClientAuthenticator | undefined;
   /** The clock follows this source (its poll backs off more slowly when it stops answering). */
   private selected = false;
   private unreachableRun = 0;
@@ -221,6 +225,7 @@ export class ClientAssociation {
     this.externalPoll = cfg.externalPoll ?? false;
     this.presend = cfg.presend;
     this.autoOffline = cfg.autoOffline ?? false;
+    this.auth = cfg.auth;
     this.online = !(cfg.offline ?? false);
     this.poll = this.minpoll;
   }
@@ -320,6 +325,8 @@ export class ClientAssociation {
   }
 
   private sendRequest(now: Instant, presend: boolean): void {
+    // Nothing to sign with yet (NTS: no cookie, NTS-KE pending): the poll goes unanswered.
+    if (this.auth && !this.auth.ready(now)) return;
     const prev = this.xleave ? this.prevExchange : null;
     const origin = prev ? prev.t2 : 0n;
     const avoid: Ntp64[] = [origin];
@@ -331,7 +338,7 @@ export class ClientAssociation {
     const tag = (this.tagCounter = (this.tagCounter % 0x7fff_ffff) + 1);
     this.lastReq = { transmit, origin, receive, localTx: now, tag, presend, answered: false, prev };
     this.lastTxTime = now;
-    const data = encodePacket({
+    const header = encodePacket({
       leap: 0,
       version: this.version,
       mode: MODE_CLIENT,
@@ -347,6 +354,7 @@ export class ClientAssociation {
       transmit,
       extensions: [],
     });
+    const data = this.auth ? this.auth.signRequest(header, now) : header;
     const t: Transmit = { socket: 'client', to: { ...this.address }, data };
     if (tag !== undefined) t.txTag = tag;
     this.txQueue.push(t);
@@ -473,7 +481,12 @@ export class ClientAssociation {
     const test2 = test2n || test2i;
     const interleaved = !test2n && test2i;
     const test3 = pkt.origin !== 0n && pkt.receive !== 0n && pkt.transmit !== 0n;
-    const test5 = pkt.mac === undefined && !pkt.extensions.some((ef) => isNtsExtension(ef.type));
+    // Authentication is checked only for an answer to our outstanding request (test 2).
+    let verdict: ClientAuthVerdict | null = null;
+    if (this.auth && test2 && req !== null) verdict = this.auth.verifyResponse(data, pkt, rx);
+    const test5 = this.auth
+      ? verdict?.ok === true
+      : pkt.mac === undefined && !pkt.extensions.some((ef) => isNtsExtension(ef.type));
     const test6 = pkt.leap !== 3 && pkt.stratum !== 0 && pkt.stratum < 16;
     const test7 = pkt.rootDelay / 2 + pkt.rootDispersion < MAX_DISPERSION;
     const b = (x: boolean): string => (x ? '1' : '0');
@@ -484,7 +497,14 @@ export class ClientAssociation {
     if (pkt.origin === 0n) return 'dropped:zero-origin';
     if (!test2 || req === null) return 'dropped:bogus';
 
-    // Kiss-o'-Death: believed only when it answers our outstanding request (test 2).
+    // An authentic NTS NAK: the authenticator now wants a new NTS-KE; no sample.
+    if (verdict && !verdict.ok && verdict.nak) {
+      req.answered = true;
+      return 'dropped:nts-nak';
+    }
+
+    // Kiss-o'-Death: believed only when it answers our outstanding request (test 2) and, with
+    // authentication, only when authentic.
     const code = test5 && pkt.leap === 3 ? kissCode(pkt.stratum, pkt.refId) : null;
     if (code !== null) {
       req.answered = true;

@@ -8,8 +8,10 @@
  *   root delay and root dispersion 1 s.
  * - No amplification: the answer is always the bare 48-byte header (extension fields are not
  *   echoed), never longer than the request.
- * - No symmetric keys or NTS here: a request with a MAC, a crypto-NAK or NTS extension fields is
- *   dropped ('auth'), as chrony does when it cannot verify the key.
+ * - Authentication (symmetric keys, NTS) is delegated to `auth` (src/ntp/auth.ts): a request
+ *   with a MAC or NTS extension fields that no authenticator accepts is dropped ('auth'), as
+ *   chrony does when it cannot verify the key. Signed answers are never re-stamped by the I/O
+ *   layer (the MAC covers T3). An NTS NAK is an unauthenticated KoD NTSN.
  * - Interleaved mode (chrony's server side of `xleave`): the client log keeps, per client, the
  *   receive timestamp of its last request as sent on the wire and the transmit time of our
  *   answer (the I/O layer refines it with the kernel TX timestamp through `handleTxTimestamp`).
@@ -23,10 +25,13 @@ import type { Endpoint, ReferenceState, Transmit } from '../engine/types.js';
 import type { Instant, Ntp64 } from '../time/ntp-time.js';
 import { addSeconds, diffSeconds, instantToNtp64 } from '../time/ntp-time.js';
 import type { ClientReport, ServerStatsReport } from '../control/reports.js';
+import type { ExtensionField } from './packet.js';
 import { decodePacket, encodePacket, isNtsExtension, MODE_CLIENT, MODE_SERVER } from './packet.js';
+import type { ServerAuthenticator } from './auth.js';
 import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
 
 const KOD_RATE = 0x52415445; // "RATE"
+const KOD_NTSN = 0x4e54534e; // "NTSN": NTS NAK (RFC 8915 §5.7)
 
 export interface NtpServerOptions {
   /** Maximum number of clients tracked in the client log. */
@@ -38,6 +43,8 @@ export interface NtpServerOptions {
   restrictLimit?: (address: string) => { limited: boolean; kod: boolean };
   access: (address: string) => boolean;
   random: () => number;
+  /** Authenticators for requests carrying a MAC or NTS fields (first whose `handles` is true). */
+  auth?: readonly ServerAuthenticator[];
 }
 
 interface ClientEntry {
@@ -135,9 +142,16 @@ export class NtpServer {
     if (rl && limit !== 'answer') limit = rl.kod ? 'kod' : 'drop';
     if (limit === 'drop') return this.drop('ratelimit', entry);
     const kod = limit === 'kod';
+    let sign: ((header: Uint8Array) => Uint8Array) | undefined;
+    let nak: ExtensionField[] | undefined;
     if (req.mac || req.extensions.some((ef) => isNtsExtension(ef.type))) {
       this.authReceived++;
-      return this.drop('auth', entry);
+      const auth = this.opts.auth?.find((a) => a.handles(req));
+      if (!auth) return this.drop('auth', entry);
+      const verdict = auth.verifyRequest(data, req, from, rx);
+      if (verdict.kind === 'drop') return this.drop('auth', entry);
+      if (verdict.kind === 'nak') nak = verdict.extensions;
+      else sign = verdict.sign;
     }
     // smoothtime: everything served is local time minus the smoothing offset (refid SMOOTH).
     const sm = ref.smoothOffset ?? 0;
@@ -166,27 +180,28 @@ export class NtpServer {
 
     const sync = ref.synchronized;
     const stratum = sync && ref.stratum > 0 && ref.stratum < 16 ? ref.stratum : 0;
-    const response = encodePacket({
-      leap: sync && !kod ? ref.leap : 3,
+    const header = encodePacket({
+      leap: sync && !kod && !nak ? ref.leap : 3,
       version: req.version,
       mode: MODE_SERVER,
-      stratum: kod ? 0 : stratum,
+      stratum: kod || nak ? 0 : stratum,
       poll: req.poll,
       precision: ref.precision,
       rootDelay: sync ? ref.rootDelay : 1,
       rootDispersion: sync ? ref.rootDispersion : 1,
-      refId: kod ? KOD_RATE : sync ? ref.refId >>> 0 : 0,
+      refId: nak ? KOD_NTSN : kod ? KOD_RATE : sync ? ref.refId >>> 0 : 0,
       refTime: sync && ref.refTime !== 0n ? instantToNtp64(ref.refTime) : 0n,
       origin: interleaved ? req.receive : req.transmit,
       receive: rxNtp,
       transmit,
-      extensions: [],
+      extensions: nak ?? [],
     });
+    const response = sign ? sign(header) : header;
 
     const out: Transmit = { socket: 'server', to: { address: from.address, port: from.port }, data: response };
     // Basic mode: the I/O layer stamps T3 at the last moment (interleaved answers carry the
-    // kernel TX time of the previous answer instead).
-    if (!interleaved && sm === 0) out.stampTransmit = true;
+    // kernel TX time of the previous answer instead). Signed answers cannot be re-stamped.
+    if (!interleaved && sm === 0 && !sign) out.stampTransmit = true;
     if (entry) {
       if (entry.txTag) this.tags.delete(entry.txTag);
       entry.rxNtp = rxNtp;
