@@ -13,6 +13,7 @@
  * TypeError / RangeError / Error (system errors carry `code` = "EXXX" and `errno`).
  */
 #include <node_api.h>
+#include "parse.h"
 #include <uv.h>
 
 #include <arpa/inet.h>
@@ -156,70 +157,19 @@ static int get_opt_prop(napi_env env, napi_value obj, const char* key, napi_valu
 /* Parses "a.b.c.d" (family 4) or "x::y[%scope]" (family 6) plus port into a sockaddr. */
 static int parse_addr(napi_env env, int family, const char* str, int port,
                       struct sockaddr_storage* ss, socklen_t* len) {
+  if (rb_parse_inet_addr(family, str, port, ss, len) == 0) return 0;
   char msg[200];
-  memset(ss, 0, sizeof *ss);
-  if (family == 4) {
-    struct sockaddr_in* a = (struct sockaddr_in*)ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, str, &a->sin_addr) != 1) {
-      snprintf(msg, sizeof msg, "invalid IPv4 address '%.64s'", str);
-      throw_type(env, msg);
-      return -1;
-    }
-    *len = sizeof *a;
-    return 0;
-  }
-  struct sockaddr_in6* a = (struct sockaddr_in6*)ss;
-  a->sin6_family = AF_INET6;
-  a->sin6_port = htons((uint16_t)port);
-  char host[INET6_ADDRSTRLEN + 1];
-  const char* pct = strchr(str, '%');
-  size_t hl = pct ? (size_t)(pct - str) : strlen(str);
-  if (hl == 0 || hl >= sizeof host) goto bad6;
-  memcpy(host, str, hl);
-  host[hl] = 0;
-  if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1) goto bad6;
-  if (pct) {
-    const char* scope = pct + 1;
-    if (*scope == 0 || strlen(scope) >= IF_NAMESIZE) goto bad6;
-    char* end = NULL;
-    errno = 0;
-    unsigned long idx = strtoul(scope, &end, 10);
-    if (*end != 0 || errno != 0 || idx > UINT32_MAX) idx = if_nametoindex(scope);
-    if (idx == 0) goto bad6;
-    a->sin6_scope_id = (uint32_t)idx;
-  }
-  *len = sizeof *a;
-  return 0;
-bad6:
-  snprintf(msg, sizeof msg, "invalid IPv6 address '%.80s'", str);
+  if (family == 4)
+    snprintf(msg, sizeof msg, "invalid IPv4 address '%.64s'", str);
+  else
+    snprintf(msg, sizeof msg, "invalid IPv6 address '%.80s'", str);
   throw_type(env, msg);
   return -1;
 }
 
 /* Formats a peer address; returns the port. */
 static int format_addr(const struct sockaddr_storage* ss, char* out, size_t size) {
-  out[0] = 0;
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in* a = (const struct sockaddr_in*)ss;
-    inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)size);
-    return ntohs(a->sin_port);
-  }
-  if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6* a = (const struct sockaddr_in6*)ss;
-    inet_ntop(AF_INET6, &a->sin6_addr, out, (socklen_t)size);
-    if (a->sin6_scope_id != 0) {
-      char ifn[IF_NAMESIZE];
-      size_t l = strlen(out);
-      if (if_indextoname(a->sin6_scope_id, ifn) != NULL)
-        snprintf(out + l, size - l, "%%%s", ifn);
-      else
-        snprintf(out + l, size - l, "%%%u", a->sin6_scope_id);
-    }
-    return ntohs(a->sin6_port);
-  }
-  return 0;
+  return rb_format_inet_addr(ss, out, size);
 }
 
 static napi_value ts_to_bigint(napi_env env, const struct timespec* ts) {
@@ -481,26 +431,7 @@ typedef union {
 } cmsg_buf;
 
 static int find_sw_timestamp(struct msghdr* m, struct timespec* out) {
-  for (struct cmsghdr* c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
-    if (c->cmsg_level != SOL_SOCKET) continue;
-    int is_ts = c->cmsg_type == SCM_TIMESTAMPING;
-#ifdef SO_TIMESTAMPING_NEW
-    is_ts = is_ts || c->cmsg_type == SO_TIMESTAMPING_NEW;
-#endif
-    if (is_ts && c->cmsg_len >= CMSG_LEN(sizeof(struct scm_timestamping))) {
-      struct scm_timestamping st;
-      memcpy(&st, CMSG_DATA(c), sizeof st);
-      if (st.ts[0].tv_sec != 0 || st.ts[0].tv_nsec != 0) {
-        *out = st.ts[0];
-        return 1;
-      }
-    } else if (c->cmsg_type == SCM_TIMESTAMPNS &&
-               c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
-      memcpy(out, CMSG_DATA(c), sizeof *out);
-      return 1;
-    }
-  }
-  return 0;
+  return rb_find_sw_timestamp(m, out);
 }
 
 /* Drains the error queue (TX timestamps). Returns the number of messages read. */
@@ -523,25 +454,14 @@ static int drain_errqueue(udp_sock* s) {
       break; /* EAGAIN: queue empty */
     }
     count++;
-    struct sock_extended_err ee;
-    int have_ee = 0;
-    for (struct cmsghdr* c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
-      if (((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
-           (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) &&
-          c->cmsg_len >= CMSG_LEN(sizeof ee)) {
-        memcpy(&ee, CMSG_DATA(c), sizeof ee);
-        have_ee = 1;
-      }
-    }
     struct timespec ts;
-    if (!have_ee || ee.ee_errno != ENOMSG || ee.ee_origin != SO_EE_ORIGIN_TIMESTAMPING ||
-        ee.ee_info != SCM_TSTAMP_SND || !find_sw_timestamp(&m, &ts))
-      continue; /* not a software TX timestamp: ignore */
+    uint32_t id;
+    if (!rb_parse_tx_stamp(&m, &id, &ts)) continue; /* not a software TX timestamp: ignore */
     napi_handle_scope scope;
     if (napi_open_handle_scope(env, &scope) != napi_ok) break;
     napi_value argv[3];
     int ok = napi_create_string_utf8(env, "tx", 2, &argv[0]) == napi_ok &&
-             napi_create_uint32(env, ee.ee_data, &argv[1]) == napi_ok &&
+             napi_create_uint32(env, id, &argv[1]) == napi_ok &&
              (argv[2] = ts_to_bigint(env, &ts)) != NULL;
     int rc = ok ? emit(s, 3, argv) : -1;
     napi_close_handle_scope(env, scope);
@@ -965,27 +885,20 @@ static int make_unix_addr(napi_env env, napi_value v, const char* what, struct s
   }
   if (n > sizeof a->sun_path) goto too_long;
   if (napi_get_value_string_utf8(env, v, buf, sizeof buf, &n) != napi_ok) return -1;
-  if (strlen(buf) != n) {
-    snprintf(msg, sizeof msg, "%s contains a NUL character", what);
-    throw_type(env, msg);
-    return -1;
-  }
-  memset(a, 0, sizeof *a);
-  a->sun_family = AF_UNIX;
-  if (buf[0] == '@') {
-    if (n < 2) {
+  switch (rb_make_unix_addr(buf, n, a, len)) {
+    case RB_UNIX_OK:
+      return 0;
+    case RB_UNIX_ABSTRACT_EMPTY:
       snprintf(msg, sizeof msg, "%s: abstract socket name '@' is empty", what);
       throw_type(env, msg);
       return -1;
-    }
-    memcpy(a->sun_path + 1, buf + 1, n - 1); /* n - 1 <= sizeof sun_path - 1 */
-    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
-    return 0;
+    case RB_UNIX_NUL:
+      snprintf(msg, sizeof msg, "%s contains a NUL character", what);
+      throw_type(env, msg);
+      return -1;
+    default:
+      goto too_long;
   }
-  if (n >= sizeof a->sun_path) goto too_long;
-  memcpy(a->sun_path, buf, n + 1);
-  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
-  return 0;
 too_long:
   /* buf may be unread here: ask the string itself whether it is an abstract name. */
   {
@@ -1002,21 +915,9 @@ too_long:
 /* Sender address of a received datagram as a JS string: path, "@name", or "" (unbound). */
 static napi_value unix_addr_to_js(napi_env env, const struct sockaddr_un* a, socklen_t len) {
   napi_value out = NULL;
-  size_t off = offsetof(struct sockaddr_un, sun_path);
-  if (len <= off || a->sun_family != AF_UNIX) {
-    napi_create_string_utf8(env, "", 0, &out);
-    return out;
-  }
-  size_t n = (size_t)len - off;
-  if (n > sizeof a->sun_path) n = sizeof a->sun_path;
   char buf[sizeof a->sun_path + 2];
-  if (a->sun_path[0] == 0) {
-    buf[0] = '@';
-    memcpy(buf + 1, a->sun_path + 1, n - 1);
-    napi_create_string_utf8(env, buf, n, &out); /* may contain NULs: length is explicit */
-  } else {
-    napi_create_string_utf8(env, a->sun_path, strnlen(a->sun_path, n), &out);
-  }
+  size_t n = rb_unix_addr_text(a, len, buf);
+  napi_create_string_utf8(env, buf, n, &out); /* may contain NULs: length is explicit */
   return out;
 }
 

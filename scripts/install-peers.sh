@@ -11,7 +11,7 @@ set -euo pipefail
 PEERS_DIR="${RUBIDIUM_PEERS_DIR:-/opt/rubidium-peers}"
 NTPSEC_DIR="$PEERS_DIR/ntpsec"
 STAMP="$NTPSEC_DIR/.rubidium-installed"
-APT_PKGS=(chrony tshark iproute2 ethtool procps psmisc python3 libbsd0 libcap2 libssl3 ca-certificates)
+APT_PKGS=(chrony tshark iproute2 ethtool procps psmisc python3 libbsd0 libcap2 libssl3 ca-certificates clang)
 NTPSEC_DEBS=(ntpsec python3-ntp ntpsec-ntpdig)
 export DEBIAN_FRONTEND=noninteractive
 

@@ -32,6 +32,8 @@
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -101,12 +103,19 @@ struct held {
 /* Lateness histogram: exact below 128 ns, then 64 sub-buckets per power of two (< 1.6% error). */
 #define NBUCKETS (128 + 56 * 64)
 
+struct latstats {
+  uint64_t hist[NBUCKETS];
+  uint64_t n;
+  int64_t max;
+  double sum; /* ns */
+};
+
 struct dirstats {
   uint64_t received, forwarded, lost, outage, overflow, truncated, evicted, send_errors;
   double delay_sum;
-  uint64_t hist[NBUCKETS];
-  uint64_t nlat;
-  int64_t max_lat;
+  struct latstats lat;     /* sendto() returned − deadline */
+  struct latstats release; /* sendto() called − deadline */
+  struct latstats wire;    /* kernel TX software timestamp (driver xmit) − deadline */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -213,27 +222,28 @@ static uint64_t bucket_value(int idx) {
   return ((uint64_t)sub << shift) + ((1ULL << shift) >> 1);
 }
 
-static void record_lateness(struct dirstats *st, int64_t lat) {
+static void record_lateness(struct latstats *st, int64_t lat) {
   if (lat < 0) lat = 0;
-  if (lat > st->max_lat) st->max_lat = lat;
+  if (lat > st->max) st->max = lat;
   st->hist[bucket_of((uint64_t)lat)]++;
-  st->nlat++;
+  st->n++;
+  st->sum += (double)lat;
 }
 
-static double percentile(const struct dirstats *st, double p) {
-  if (st->nlat == 0) return 0.0;
-  uint64_t rank = (uint64_t)ceil(p * (double)st->nlat);
+static double percentile(const struct latstats *st, double p) {
+  if (st->n == 0) return 0.0;
+  uint64_t rank = (uint64_t)ceil(p * (double)st->n);
   if (rank < 1) rank = 1;
   uint64_t cum = 0;
   for (int i = 0; i < NBUCKETS; i++) {
     cum += st->hist[i];
     if (cum >= rank) {
       uint64_t v = bucket_value(i);
-      if (v > (uint64_t)st->max_lat) v = (uint64_t)st->max_lat;
+      if (v > (uint64_t)st->max) v = (uint64_t)st->max;
       return (double)v / 1e9;
     }
   }
-  return (double)st->max_lat / 1e9;
+  return (double)st->max / 1e9;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -534,6 +544,10 @@ static int make_udp_socket(int family) {
     close(fd);
     return -1;
   }
+  /* TX software timestamps (taken by loopback and veth at xmit, where the receiver's RX stamp is
+   * also taken): the time a forwarded packet really leaves, without the rest of sendto(). */
+  unsigned tsflags = SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY;
+  (void)setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &tsflags, sizeof tsflags);
   int rcv = 1 << 20; /* beyond net.core.rmem_max only with CAP_NET_ADMIN */
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof rcv) < 0)
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
@@ -714,6 +728,36 @@ static void handle_rx(int fd, bool from_listen, unsigned pidx, int cidx) {
   }
 }
 
+/* The newest TX software timestamp on fd's error queue (ns), 0 if none; drains the queue. The
+ * stamp is queued during sendto() on these virtual devices, so it is there when sendto returns. */
+static int64_t tx_timestamp(int fd) {
+  int64_t ts_ns = 0;
+  for (int i = 0; i < 16; i++) {
+    union {
+      char buf[CMSG_SPACE(sizeof(struct scm_timestamping)) + CMSG_SPACE(sizeof(struct sock_extended_err) + 64)];
+      struct cmsghdr align;
+    } ctl;
+    char data[1];
+    struct iovec iov = {.iov_base = data, .iov_len = sizeof data};
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctl.buf;
+    msg.msg_controllen = sizeof ctl.buf;
+    if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+      if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPING &&
+          cm->cmsg_len >= CMSG_LEN(sizeof(struct scm_timestamping))) {
+        struct scm_timestamping st;
+        memcpy(&st, CMSG_DATA(cm), sizeof st);
+        if (st.ts[0].tv_sec || st.ts[0].tv_nsec) ts_ns = (int64_t)st.ts[0].tv_sec * NS_PER_S + st.ts[0].tv_nsec;
+      }
+    }
+  }
+  return ts_ns;
+}
+
 /* Sends one held packet (already popped) and accounts for it. */
 static void transmit(struct held *h) {
   struct dirstats *st = &stats[h->dir];
@@ -729,6 +773,7 @@ static void transmit(struct held *h) {
   } else {
     fd = pairs[h->pair].lfd;
   }
+  int64_t before = now_ns();
   ssize_t r;
   do {
     r = sendto(fd, h->data, h->len, MSG_DONTWAIT, &h->dst.sa, h->dlen);
@@ -739,7 +784,10 @@ static void transmit(struct held *h) {
   } else {
     st->forwarded++;
     st->delay_sum += (double)h->delay_ns / 1e9;
-    record_lateness(st, after - h->deadline);
+    record_lateness(&st->lat, after - h->deadline);
+    record_lateness(&st->release, before - h->deadline);
+    int64_t tx = tx_timestamp(fd);
+    if (tx != 0) record_lateness(&st->wire, tx - h->deadline);
   }
   free(h->data);
 }
@@ -764,9 +812,16 @@ static int format_stats(char *out, size_t cap) {
     double mean = s->forwarded ? s->delay_sum / (double)s->forwarded : 0.0;
     APPEND(",\"%s\":{\"received\":%" PRIu64 ",\"forwarded\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"outage\":%" PRIu64
            ",\"overflow\":%" PRIu64 ",\"truncated\":%" PRIu64 ",\"evicted\":%" PRIu64 ",\"sendErrors\":%" PRIu64
-           ",\"meanDelay\":%.9g,\"lateness\":{\"p50\":%.9g,\"p99\":%.9g,\"max\":%.9g}}",
+           ",\"meanDelay\":%.9g",
            DIR_NAME[d], s->received, s->forwarded, s->lost, s->outage, s->overflow, s->truncated, s->evicted,
-           s->send_errors, mean, percentile(s, 0.50), percentile(s, 0.99), (double)s->max_lat / 1e9);
+           s->send_errors, mean);
+    const struct latstats *ls[3] = {&s->lat, &s->release, &s->wire};
+    static const char *const LAT_NAME[3] = {"lateness", "release", "wire"};
+    for (int k = 0; k < 3; k++)
+      APPEND(",\"%s\":{\"count\":%" PRIu64 ",\"mean\":%.9g,\"p50\":%.9g,\"p99\":%.9g,\"max\":%.9g}", LAT_NAME[k],
+             ls[k]->n, ls[k]->n ? ls[k]->sum / (double)ls[k]->n / 1e9 : 0.0, percentile(ls[k], 0.50),
+             percentile(ls[k], 0.99), (double)ls[k]->max / 1e9);
+    APPEND("}");
   }
   APPEND("}\n");
 #undef APPEND

@@ -56,6 +56,16 @@ export interface RelaySpec {
   rtPriority?: number;
 }
 
+/** A lateness distribution in seconds (percentiles from a histogram, < 1.6 % error; max exact). */
+export interface RelayLateness {
+  /** Packets measured (for `wire`: those that got a kernel TX timestamp). */
+  count: number;
+  mean: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
 /** Statistics of one direction, as printed by the relay. Times in seconds. */
 export interface RelayDirectionStats {
   /** Datagrams read (including those then dropped). */
@@ -76,8 +86,16 @@ export interface RelayDirectionStats {
   sendErrors: number;
   /** Mean applied delay (base + jitter) of the forwarded packets; 0 when none. */
   meanDelay: number;
-  /** Actual send time (after sendto returns) − deadline; 0 when nothing was forwarded. */
-  lateness: { p50: number; p99: number; max: number };
+  /** Send time (after sendto returns) − deadline; 0 when nothing was forwarded. */
+  lateness: RelayLateness;
+  /** Release time (just before sendto is called) − deadline: lateness without sendto's own cost. */
+  release: RelayLateness;
+  /**
+   * Kernel TX software timestamp − deadline: when the packet really left (loopback and veth stamp
+   * at xmit, where the receiver's RX timestamp is taken), without the receive path and wake-up
+   * that sendto() also runs. This is the relay's contribution to path delay and asymmetry.
+   */
+  wire: RelayLateness;
 }
 
 /** The JSON object the relay prints (and writes to `--stats-file`) when stopped. */

@@ -16,8 +16,8 @@
  * time of its references. Nothing here touches the host clock (every daemon runs -x, without
  * CAP_SYS_TIME).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import {
@@ -75,6 +75,8 @@ interface Options {
   warmup: number | null;
   json: string | null;
   seed: number;
+  /** Directory for both clients' chrony-format statistics/measurements/tracking logs. */
+  logDir: string | null;
 }
 
 interface ProbeLine {
@@ -142,15 +144,18 @@ interface ScenarioResult {
 
 const USAGE = `usage: node dist/bench/accuracy/run.js [--scenario a,b,...] [--duration SECONDS]
                                          [--warmup SECONDS] [--json FILE] [--seed N]
+                                         [--log-dir DIR]
 scenarios: ${SCENARIOS.map((s) => s.name).join(', ')} (default: all)
 --duration  seconds per scenario after the clients start (default 300)
 --warmup    seconds excluded from RMS/mean/max (default: one third of the duration)
 --json      write every result, including the per-probe series, to FILE
 --seed      seed of the injected wander and of the relay's random draws (default 1)
+--log-dir   both clients also get \`log measurements statistics tracking\` with their logdir in
+            DIR/SCENARIO-DAEMON (the same lines for both; for diagnosis)
 `;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { scenarios: [...SCENARIOS], duration: 300, warmup: null, json: null, seed: 1 };
+  const o: Options = { scenarios: [...SCENARIOS], duration: 300, warmup: null, json: null, seed: 1, logDir: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.startsWith('--') ? a.indexOf('=') : -1;
@@ -189,6 +194,9 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--seed':
         o.seed = Math.floor(num('seed', 0));
+        break;
+      case '--log-dir':
+        o.logDir = resolve(val());
         break;
       case '--help':
       case '-h':
@@ -393,6 +401,13 @@ async function runScenario(
     // C: the two clients, identical lines, started together at t0.
     const serverLines = refSpecs.map((_, k) => `server ${relayAddrs[k]} port ${RELAY_PORT + k} ${s.serverOptions}`);
     const clientLines = [...serverLines, ...s.commonLines, 'allow all'];
+    const logLines = (d: DaemonName): string[] => {
+      if (!opts.logDir) return [];
+      const dir = join(opts.logDir, `${s.name}-${d}`);
+      mkdirSync(dir, { recursive: true });
+      chmodSync(dir, 0o777); // chronyd writes its logs after dropping root
+      return [`logdir ${dir}`, 'log measurements statistics tracking'];
+    };
     const wait = Number(epoch - realtimeNow()) / 1e6;
     if (wait > 0) await abortableSleep(wait, signal);
     else problems.push(`setup took ${(-wait / 1000).toFixed(1)} s longer than allowed: t0 is after the epoch`);
@@ -411,7 +426,7 @@ async function runScenario(
             allow: 'all',
             port: CHRONY_PORT,
             cmdPort: CHRONY_CMD_PORT,
-            extraConfig: s.commonLines,
+            extraConfig: [...s.commonLines, ...logLines('chronyd')],
           });
           ready.chronyd = secondsSince(realtimeNow(), t0);
           return c;
@@ -421,7 +436,7 @@ async function runScenario(
             ns: pair.client,
             name: 'client',
             cmdPort: RUB_CMD_PORT,
-            lines: [...clientLines, `port ${RUB_PORT}`],
+            lines: [...clientLines, `port ${RUB_PORT}`, ...logLines('rubidiumd')],
           });
           ready.rubidiumd = secondsSince(realtimeNow(), t0);
           return r;

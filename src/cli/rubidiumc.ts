@@ -8,6 +8,7 @@
  *   tracking                          → TrackingReport
  *   sources | sourcestats             → SourceReport[] | SourceStatsReport[]
  *   ntpdata [address]                 → NtpDataReport[]
+ *   authdata [-a] [-v]                → AuthDataReport[]
  *   clients [-p N] [-k] [-r]          → ClientReport[] (options passed through)
  *   serverstats | activity            → ServerStatsReport | ActivityReport
  *   makestep [threshold limit]        → null
@@ -40,6 +41,8 @@ import {
   formatTracking,
   formatWaitsyncTry,
 } from './format.js';
+import type { AuthDataReport } from '../control/authdata.js';
+import { formatAuthData } from './format-authdata.js';
 
 export const DEFAULT_SOCKET_PATH = '/var/run/rubidium/rubidiumd.sock';
 export const DEFAULT_CMD_PORT = 323;
@@ -111,7 +114,8 @@ Options:
       --help\tPrint usage and exit
 
 Commands:
-  tracking, sources [-a] [-v], sourcestats [-a] [-v], ntpdata [address], clients [-p N] [-k] [-r],
+  tracking, sources [-a] [-v], sourcestats [-a] [-v], authdata [-a] [-v], ntpdata [address],
+  clients [-p N] [-k] [-r],
   serverstats, activity, makestep [threshold limit], burst [good/max] [mask/address],
   online [mask/address], offline [mask/address], cyclelogs,
   waitsync [max-tries [max-correction [max-skew [interval]]]]
@@ -312,6 +316,14 @@ class Cli {
         return cmd === 'sources'
           ? this.report<SourceReport[]>({ cmd, args: [] }, isArr, (d) => formatSources(d, { ...f, verbose }))
           : this.report<SourceStatsReport[]>({ cmd, args: [] }, isArr, (d) => formatSourceStats(d, { ...f, verbose }));
+      }
+      case 'authdata': {
+        if (args.some((a) => a !== '-a' && a !== '-v')) {
+          this.err('Invalid syntax for authdata command');
+          return false;
+        }
+        const verbose = args.includes('-v');
+        return this.report<AuthDataReport[]>({ cmd, args: [] }, isArr, (d) => formatAuthData(d, { ...f, verbose }));
       }
       case 'ntpdata':
         if (args.length > 1) {

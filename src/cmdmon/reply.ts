@@ -14,6 +14,7 @@ import {
   writeTimespec,
 } from './protocol.js';
 import type { RequestHeader } from './request.js';
+import type { AuthDataReport } from '../control/authdata.js';
 
 /** Source states in SOURCE_DATA (candm.h RPY_SD_ST_*; chronyc prints them as * ? x ~ + -). */
 export const SD_STATE = { SELECTED: 0, NONSELECTABLE: 1, FALSETICKER: 2, JITTERY: 3, UNSELECTED: 4, SELECTABLE: 5 };
@@ -158,6 +159,7 @@ export type CmdReply =
   | { type: 'server_stats'; data: ServerStatsReply }
   | { type: 'activity'; data: ActivityReply }
   | { type: 'auth_data_none' }
+  | { type: 'auth_data'; data: AuthDataReport }
   | { type: 'select_data'; data: SelectDataReply };
 
 const CODE: Record<CmdReply['type'], number> = {
@@ -172,6 +174,7 @@ const CODE: Record<CmdReply['type'], number> = {
   server_stats: RPY.SERVER_STATS3,
   activity: RPY.ACTIVITY,
   auth_data_none: RPY.AUTH_DATA,
+  auth_data: RPY.AUTH_DATA,
   select_data: RPY.SELECT_DATA,
 };
 
@@ -214,6 +217,21 @@ export function encodeReply(header: RequestHeader, status: number, reply: CmdRep
     case 'n_sources':
       w32(0, reply.n);
       break;
+    case 'auth_data': {
+      // candm.h RPY_AuthData: mode, key_type, key_id, key_length, ke_attempts, last_ke_ago,
+      // cookies, cookie_length, nak.
+      const a = reply.data;
+      w16(0, a.mode === 'symmetric' ? 1 : a.mode === 'nts' ? 2 : 0);
+      w16(2, a.keyType);
+      b.writeUInt32BE(a.keyId >>> 0, d + 4);
+      w16(8, a.keyLength);
+      w16(10, a.keAttempts);
+      b.writeUInt32BE(a.lastKeAgo === null ? 0xffffffff : u32(a.lastKeAgo), d + 12);
+      w16(16, a.cookies);
+      w16(18, a.cookieLength);
+      w16(20, a.naks);
+      break;
+    }
     case 'source_data': {
       const s = reply.data;
       writeIpAddr(b, d, s.ip);

@@ -7,6 +7,7 @@
 import type { Engine, SourceConfig } from '../engine/engine.js';
 import type { ClientReport, LeapStatus, NtpDataReport, SourceReport } from '../control/reports.js';
 import { refIdFromAddress } from '../ntp/refid.js';
+import { authDataReports } from '../control/authdata.js';
 import type { Instant } from '../time/ntp-time.js';
 import { CmdAccess, isLocalhost } from './access.js';
 import { type CmdIpAddr, REQ, STT, ipAddrFromString, ipMatches } from './protocol.js';
@@ -28,7 +29,9 @@ export type CmdmonEngine = Pick<
   | 'setOnline'
   | 'addSource'
   | 'removeSource'
->;
+> &
+  /** For authdata (the sources' authenticators); without it every source reports mode NONE. */
+  Partial<Pick<Engine, 'sourceDetails'>>;
 
 export type CmdOrigin = { transport: 'udp'; address: string } | { transport: 'unix' };
 
@@ -294,7 +297,9 @@ export class CmdmonService {
       case 'auth_data': {
         const s = this.sourceList().find((x) => ipMatches(ipAddrFromString(x.address), req.address, req.address));
         if (!s || req.address.family === 'unspec') return fail(STT.NOSUCHSOURCE);
-        return ok({ type: 'auth_data_none' });
+        const a = authDataReports(e.sourceDetails?.() ?? [], now).find((x) => x.address === s.address);
+        if (!a || a.mode === 'none') return ok({ type: 'auth_data_none' });
+        return ok({ type: 'auth_data', data: a });
       }
       case 'select_data': {
         const list = this.sourceList();
@@ -306,7 +311,7 @@ export class CmdmonService {
             refId: refIdOf(s.address),
             ip: this.ipOfSource(s, req.index),
             stateChar: s.state === '?' ? 'N' : s.state === '*' ? '*' : s.state === '+' ? '+' : s.state,
-            authentication: false,
+            authentication: !!e.sourceDetails?.().find((x) => x.cfg.address.address === s.address)?.cfg.auth,
             leap: 0,
             confOptions: 0,
             effOptions: 0,

@@ -21,12 +21,13 @@ import { DIRECTIVE_STATUS, SOURCE_OPTION_STATUS, unimplemented } from './directi
 import type { CmdRateLimit } from '../cmdmon/access.js';
 import { formatCmdRateLimit, parseCmdRateLimit, parseOpenCommands } from '../cmdmon/config.js';
 import * as tuning from './tuning.js';
+import * as nts from './nts-config.js';
 
 export { ConfigError };
 
 export type SourceType = 'server' | 'pool';
 
-export interface SourceOptions extends tuning.SourceTuning {
+export interface SourceOptions extends tuning.SourceTuning, nts.NtsSourceOptions {
   minpoll: number; // log2 s, -7..24, default 6
   maxpoll: number; // log2 s, -7..24, default 10
   iburst: boolean;
@@ -47,6 +48,8 @@ export interface SourceOptions extends tuning.SourceTuning {
   maxunreach: number;
   /** NTP version to send, null = automatic (4). */
   version: number | null;
+  /** `key N`: symmetric key id (src/daemon/keys-setup.ts checks it against the key file). */
+  key?: number;
 }
 
 export interface SourceConfig {
@@ -149,6 +152,8 @@ export interface Config extends tuning.TuningConfig {
   keyfile: string | null;
   trustedkeys: number[];
   controlkey: number | null;
+  /** NTS directives (src/config/nts-config.ts). */
+  nts: nts.NtsConfig;
   warnings: string[];
 }
 
@@ -161,6 +166,7 @@ export const DEFAULT_SOURCE_OPTIONS: Readonly<SourceOptions> = Object.freeze({
   autoOffline: false,
   maxunreach: 100000,
   ...tuning.SOURCE_TUNING_DEFAULTS,
+  ...nts.NTS_SOURCE_DEFAULTS,
 });
 
 export const DEFAULT_MAXSOURCES = 4;
@@ -239,6 +245,7 @@ export function defaultConfig(): Config {
     keyfile: null,
     trustedkeys: [],
     controlkey: null,
+    nts: nts.defaultNtsConfig(),
     warnings: [],
   };
 }
@@ -379,6 +386,22 @@ class Parser {
       case 'maxdistance':
         nArgs(name, args, 1, 1, where);
         c.maxdistance = num(args[0]!, 'maxdistance', where, 0);
+        return;
+      case 'ntsport':
+      case 'ntsservercert':
+      case 'ntsserverkey':
+      case 'ntstrustedcerts':
+      case 'nosystemcert':
+      case 'nocerttimecheck':
+      case 'maxntsconnections':
+      case 'ntsrefresh':
+      case 'ntsaeads':
+      case 'ntsntpserver':
+      case 'ntsrotate':
+      case 'ntsdumpdir':
+      case 'ntscachedir':
+      case 'ntsratelimit':
+        nts.parseNtsDirective(c.nts, name, args, where, c.warnings);
         return;
       case 'keyfile': // read and validated by src/config/keys-file.ts when keys are used
         nArgs(name, args, 1, 1, where);
@@ -553,8 +576,16 @@ function parseSource(type: SourceType, args: string[], where: string, warnings: 
       case 'auto_offline':
         o.autoOffline = true;
         break;
+      case 'key':
+        o.key = int(value(opt), 'key', where, 0, 4294967295);
+        break;
       case 'maxunreach':
         o.maxunreach = int(value(opt), 'maxunreach', where, 0, 2147483647);
+        break;
+      case 'nts':
+      case 'ntsport':
+      case 'certset':
+        nts.parseNtsSourceOption(o, opt, () => value(opt), where);
         break;
       case 'maxsources':
         if (type !== 'pool') throw new ConfigError(`${where}: option 'maxsources' is only valid for pool`);
@@ -776,7 +807,9 @@ export function formatConfig(c: Config): string {
     }
     if (o.autoOffline) w.push('auto_offline');
     if (o.maxunreach !== dflt.maxunreach) w.push('maxunreach', fmtNum(o.maxunreach));
+    if (o.key !== undefined) w.push('key', fmtNum(o.key));
     w.push(...tuning.formatSourceTuning(o));
+    w.push(...nts.formatNtsSourceOptions(o));
     out.push(w.join(' '));
   }
   for (const dir of c.sourcedirs) out.push(`#sourcedir ${dir}  (its sources are listed above)`);
@@ -817,6 +850,7 @@ export function formatConfig(c: Config): string {
   out.push(...formatLeapConfig(c));
   out.push(...formatLogsRtcConfig(c));
   out.push(...tuning.formatTuning(c));
+  out.push(...nts.formatNtsConfig(c.nts));
   for (const w of c.warnings) out.push(`# warning: ${w}`);
   return out.join('\n') + (out.length ? '\n' : '');
 }

@@ -26,7 +26,6 @@ const refused = (reason: string, fatal: boolean): DirectiveStatus => ({ kind: 'r
 const noEffect = (why: string): DirectiveStatus => ({ kind: 'no effect', why });
 
 const NTS = 'NTS and symmetric keys (issue 5)';
-const NTS_SERVER = 'NTS-KE server (issue 5)';
 const HWTS = 'hardware timestamping (PTP issue)';
 const REFCLOCK = 'reference clocks (refclock issue)';
 const NO_SO_BINDTODEVICE = 'binding to an interface (SO_BINDTODEVICE) is not implemented; use bindaddress';
@@ -85,25 +84,27 @@ export const DIRECTIVE_STATUS: Readonly<Record<string, DirectiveStatus>> = {
   noclientlog: works(),
   local: works('stratum 10'),
   ntpsigndsocket: refused('MS-SNTP signing (Samba) is not implemented; its clients would reject our answers', true),
-  ntsport: planned(NTS_SERVER),
-  ntsservercert: planned(NTS_SERVER),
-  ntsserverkey: planned(NTS_SERVER),
-  ntsprocesses: planned(NTS_SERVER),
-  maxntsconnections: planned(NTS_SERVER),
-  ntsntpserver: planned(NTS_SERVER),
-  ntsrotate: planned(NTS_SERVER),
-  ntsratelimit: planned(NTS_SERVER),
+  ntsport: works('4460'),
+  ntsservercert: works('/etc/rubidium/nts.crt'),
+  ntsserverkey: works('/etc/rubidium/nts.key'),
+  ntsprocesses: noEffect(
+    'NTS-KE runs on node:tls in the daemon process (TLS work is asynchronous, no helper processes)',
+  ),
+  maxntsconnections: works('100'),
+  ntsntpserver: works('ntp.example.net'),
+  ntsrotate: works('604800'),
+  ntsratelimit: works('interval 3 burst 1'),
   port: works('123'),
   ratelimit: works('interval 1 burst 16'),
   smoothtime: works('400 0.001 leaponly'),
   // ---- NTS client
-  ntsaeads: planned(NTS),
-  ntsdumpdir: planned(NTS),
-  ntscachedir: planned(NTS),
-  ntsrefresh: planned(NTS),
-  ntstrustedcerts: planned(NTS),
-  nosystemcert: planned(NTS),
-  nocerttimecheck: planned(NTS),
+  ntsaeads: works('30 15'),
+  ntsdumpdir: works('/var/lib/rubidium'),
+  ntscachedir: works('/var/lib/rubidium'),
+  ntsrefresh: works('2419200'),
+  ntstrustedcerts: works('1 /etc/pki/nts/ca.crt'),
+  nosystemcert: works(),
+  nocerttimecheck: works('1'),
   // ---- command and monitoring access
   bindcmdaddress: works('127.0.0.1'),
   bindcmddevice: refused(NO_SO_BINDTODEVICE, true),
@@ -163,9 +164,9 @@ export const SOURCE_OPTION_STATUS: Readonly<Record<string, SourceOptionStatus>> 
   maxpoll: opt(works('8'), 1),
   iburst: opt(works(), 0),
   burst: opt(works(), 0),
-  key: opt(planned(NTS, true), 1),
-  nts: opt(planned(NTS, true), 0),
-  certset: opt(planned(NTS, true), 1),
+  key: opt(works('1'), 1),
+  nts: opt(works(), 0),
+  certset: opt(works('1'), 1),
   maxdelay: opt(works('0.1'), 1),
   maxdelayratio: opt(works('3'), 1),
   maxdelaydevratio: opt(works('5'), 1),
@@ -186,7 +187,7 @@ export const SOURCE_OPTION_STATUS: Readonly<Record<string, SourceOptionStatus>> 
   xleave: opt(works(), 0),
   polltarget: opt(works('16'), 1),
   port: opt(works('11123'), 1),
-  ntsport: opt(planned(NTS, true), 1),
+  ntsport: opt(works('4461'), 1),
   presend: opt(refused('ARP warm-up packets before long polls are not sent', false), 1),
   minstratum: opt(works('3'), 1),
   version: opt(works('3'), 1),

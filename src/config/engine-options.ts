@@ -7,8 +7,14 @@ import type { DisciplineOptions } from '../discipline/discipline.js';
 import type { SampleTuning } from '../discipline/sample-tuning.js';
 import type { ServerConfig } from '../engine/engine.js';
 
-/** chrony sizes the client log in bytes; one address record is 128 bytes (524288 B = 4096 clients). */
-const CLIENT_RECORD_BYTES = 128;
+/**
+ * chrony sizes the client log in bytes (clientlog.c): a hash table of 16-record slots, each record
+ * 64 bytes plus 16 of NTP timestamps, with room for the table's copy while it doubles: 1920 bytes
+ * per slot. The slot count is a power of 2 (1 to 2^20), so 524288 B = 256 slots = 4096 clients.
+ */
+const SLOT_RECORDS = 16;
+const SLOT_BYTES = ((64 + 16) * SLOT_RECORDS * 3) / 2;
+const MAX_SLOTS = 2 ** 20;
 
 export function disciplineTuning(c: Config): DisciplineOptions {
   return {
@@ -27,10 +33,10 @@ export function disciplineTuning(c: Config): DisciplineOptions {
   };
 }
 
-/** Number of client log entries for `clientloglimit` bytes: a power of 2, as chrony (at most 2^24). */
+/** Number of client log entries for `clientloglimit` bytes, as chrony: 16 to 2^24, a power of 2. */
 export function clientLogEntries(bytes: number): number {
-  const n = Math.floor(bytes / CLIENT_RECORD_BYTES);
-  return n < 1 ? 0 : 2 ** Math.min(24, Math.floor(Math.log2(n)));
+  const slots = Math.min(MAX_SLOTS, Math.max(1, Math.floor(bytes / SLOT_BYTES)));
+  return SLOT_RECORDS * 2 ** Math.floor(Math.log2(slots));
 }
 
 export function serverTuning(c: Config): Pick<ServerConfig, 'clientLogLimit' | 'noclientlog' | 'ratelimit'> {

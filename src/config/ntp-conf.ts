@@ -6,8 +6,9 @@
  * - `peer` is treated as `server` with a warning (NTPsec made it an alias; Rubidium has no
  *   symmetric mode).
  * - Reference clocks (`refclock`, `server 127.127.T.U`, `fudge`) are refused until they exist.
- * - `key` and `nts` on a source are refused, as in chrony.conf: silently polling without the
- *   authentication asked for would be a downgrade. (The converter keeps them for chronyd.)
+ * - `key N` on a source works with the `keys` file (and `trustedkey` limits the keys the server
+ *   accepts); `nts` is refused: silently polling without the authentication asked for would be
+ *   a downgrade. (The converter keeps both for chronyd.)
  * - No `tinker step`: ntpd steps offsets above 0.128 s at any time, so makestep 0.128 -1;
  *   `tinker step 0` = never step.
  *
@@ -405,7 +406,7 @@ class NtpParser {
         }
         case 'key': {
           const k = int(value(opt), 'key', where, 1, 65535);
-          this.unsupported(where, `${kind} option 'key' (symmetric keys) is not supported yet (planned)`);
+          o.key = k; // checked against the `keys` file at daemon start (src/daemon/keys-setup.ts)
           extra.push(`key ${k}`);
           break;
         }

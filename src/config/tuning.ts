@@ -143,8 +143,13 @@ function samples(s: string, what: string, where: string, isMax: boolean): number
 
 const IPV4 = /^(\d{1,3})(\.\d{1,3}){3}$/;
 
-function parseRateLimit(args: string[], where: string): RateLimitConfig {
-  const r: RateLimitConfig = { ...RATELIMIT_DEFAULTS };
+/** `ratelimit` and `ntsratelimit` options (interval, burst, leak, kod) over `defaults`. */
+export function parseRateLimit(
+  args: string[],
+  where: string,
+  defaults: Readonly<RateLimitConfig> = RATELIMIT_DEFAULTS,
+): RateLimitConfig {
+  const r: RateLimitConfig = { ...defaults };
   for (let i = 0; i < args.length; i += 2) {
     const o = args[i]!.toLowerCase();
     const v = args[i + 1];

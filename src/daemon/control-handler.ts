@@ -6,6 +6,7 @@ import { commandTable, type ControlHandler } from '../control/server.js';
 import { errorResponse, okResponse } from '../control/protocol.js';
 import type { Engine, SourceConfig } from '../engine/engine.js';
 import type { Runtime } from './runtime.js';
+import { authDataReports } from '../control/authdata.js';
 
 /** Which sources an online/offline/burst argument selects: an address, or ADDRESS/MASKBITS. */
 function sourceFilter(args: string[]): ((s: SourceConfig) => boolean) | undefined {
@@ -27,6 +28,7 @@ export function makeControlHandler(
     tracking: () => okResponse(engine.tracking(now())),
     sources: () => okResponse(engine.sources(now())),
     sourcestats: () => okResponse(engine.sourceStats(now())),
+    authdata: () => okResponse(authDataReports(engine.sourceDetails(), now())),
     ntpdata: (args) => {
       const all = engine.ntpData(now());
       const list = args.length ? all.filter((d) => args.includes(d.remoteAddress)) : all;

@@ -53,6 +53,8 @@ import { setupRtc } from '../rtc/rtc-service.js';
 import { acquirePidFile, releasePidFile } from './pidfile.js';
 import { dropPrivileges, lookupUser, prepareStateDirs, stateDirsOf, type UserIds } from './privileges.js';
 import { openNotifier } from './sd-notify.js';
+import { setupKeys, type KeysSetup } from './keys-setup.js';
+import { NtsDaemon } from './nts-setup.js';
 
 export const VERSION = '0.1.0';
 
@@ -81,7 +83,13 @@ function virtualClock(flags: DaemonFlags): DisciplinedClock {
   return new DisciplinedClock(() => inject(realtimeNow()), 'virtual', inject);
 }
 
-async function resolveSources(conf: Config, family: 4 | 6 | null, log: RuntimeLogger): Promise<SourceConfig[]> {
+async function resolveSources(
+  conf: Config,
+  family: 4 | 6 | null,
+  log: RuntimeLogger,
+  keys?: KeysSetup,
+  nts?: NtsDaemon,
+): Promise<SourceConfig[]> {
   const out: SourceConfig[] = [];
   const seen = new Set<string>();
   const add = (src: ConfSource, address: string) => {
@@ -106,6 +114,8 @@ async function resolveSources(conf: Config, family: 4 | 6 | null, log: RuntimeLo
       version: src.options.version ?? 4,
       offline: src.options.offline,
       tuning: tuning.sourceTuning(src.options),
+      ...(keys?.clientAuth(src) ? { auth: keys.clientAuth(src)! } : {}),
+      ...nts?.sourceAuth(src, address), // an NTS session as `auth` for nts sources
     });
   };
   for (const src of conf.sources) {
@@ -242,7 +252,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     runAsIds = runAs ? lookupUser(runAs) : null;
     if (runAsIds)
-      prepareStateDirs(stateDirsOf([conf.pidfile, conf.driftfile, conf.logdir && `${conf.logdir}/.`]), runAsIds);
+      prepareStateDirs(
+        stateDirsOf([
+          conf.pidfile,
+          conf.driftfile,
+          conf.logdir && `${conf.logdir}/.`,
+          conf.nts.ntsdumpdir && `${conf.nts.ntsdumpdir}/.`,
+        ]),
+        runAsIds,
+      );
   } catch (e) {
     process.stderr.write(`rubidiumd: cannot run as user ${runAs}: ${(e as Error).message}\n`);
     return 1;
@@ -259,7 +277,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   let initialFreq = 0;
-  let driftSkew = 1;
+  // Without a drift file the frequency is unknown (chrony starts from 1 s/s): a small default
+  // skew would make the servo trust a frequency of 0 and learn the real one slowly.
+  let driftSkew: number | undefined;
   if (conf.driftfile) {
     try {
       const d = await readDriftFile(conf.driftfile);
@@ -285,7 +305,23 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
   }
 
-  const sources = await resolveSources(conf, flags.family, log);
+  let keys: KeysSetup;
+  try {
+    keys = setupKeys(conf, (m) => log.warn(m));
+  } catch (e) {
+    process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
+    return 1;
+  }
+  // NTS (nts-setup.ts): server keys and authenticator before the engine, a session per nts source.
+  const nts = new NtsDaemon(conf, clock, log);
+  try {
+    nts.prepareServer();
+  } catch (e) {
+    process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
+    if (conf.pidfile && !oneShot) releasePidFile(conf.pidfile);
+    return 1;
+  }
+  const sources = await resolveSources(conf, flags.family, log, keys, nts);
   // ntp.conf: restrict rules replace allow/deny (serve unless ignore/noserve/notrust).
   const restrict = isFromNtpConf(conf)
     ? buildRestrictTable(
@@ -313,7 +349,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         minsources: conf.minsources,
         maxdistance: conf.maxdistance,
         initialFrequencyPpm: initialFreq,
-        initialSkewPpm: driftSkew,
+        ...(driftSkew !== undefined ? { initialSkewPpm: driftSkew } : {}),
         ...(conf.local ? { localStratum: conf.local } : {}),
         ...leapDisciplineOptions(conf, clock.now(), (m) => process.stderr.write(`rubidiumd: warning: ${m}\n`)),
       },
@@ -323,6 +359,9 @@ export async function main(argv: readonly string[]): Promise<number> {
         mode6,
         ...tuning.serverTuning(conf),
         ...(restrict ? { restrictLimit: (a: string) => restrict.decide(a) } : {}),
+        ...(keys.serverAuth || nts.serverAuth.length
+          ? { auth: [...(keys.serverAuth ? [keys.serverAuth] : []), ...nts.serverAuth] }
+          : {}),
       },
       precision: tuning.precisionLog2(conf, native ? -25 : -20),
       timestamping: native ? 'Kernel' : 'Daemon',
@@ -378,6 +417,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     runtime.stop();
     if (conf.pidfile) releasePidFile(conf.pidfile);
     return 1;
+  }
+
+  if (!oneShot) {
+    try {
+      await nts.startServer(conf.bindaddress, flags.family);
+    } catch (e) {
+      process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
+      runtime.stop();
+      if (conf.pidfile) releasePidFile(conf.pidfile);
+      return 1;
+    }
   }
 
   let control: ControlServer | null = null;
@@ -472,6 +522,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       notifier?.stopping();
       for (const t of timers) clearInterval(t);
       runtime.stop();
+      await nts.stop();
       await control?.close();
       cmdmon?.close();
       stats.close();
@@ -490,6 +541,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
     runtime.onClockAction = (a) => {
       if (a.type === 'step' || a.type === 'frequency') stats.onClockUpdate(engine, clock.now());
+      if (a.type === 'step' || a.type === 'frequency') nts.onClockUpdate();
       if (oneShot && a.type === 'step') {
         process.stdout.write(
           `System clock wrong by ${a.seconds.toFixed(6)} seconds (${flags.measureOnceAndExit || flags.noClockControl ? 'ignored' : 'step'})\n`,
@@ -497,6 +549,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         void finish(0);
       }
     };
+    nts.start(engine, runtime, sources);
     runtime.start();
     if (!oneShot) timers.push(startJumpWatch(engine, runtime, clock, log));
     if (conf.local?.orphan && !oneShot) void learnLocalRefIds(engine, sources, (m) => log.warn(m));

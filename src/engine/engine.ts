@@ -390,6 +390,15 @@ export class Engine {
     }
   }
 
+  /** NTS: points source `id` at the NTP server/port its NTS-KE negotiated (the id stays). */
+  setSourceAddress(id: string, address: Endpoint): boolean {
+    const s = this.sourcesById.get(id);
+    if (!s) return false;
+    s.cfg.address = { address: address.address, port: address.port };
+    s.assoc.setAddress(address);
+    return true;
+  }
+
   /** Our reference ID as source `id` sees us (our address towards it), for orphan mode. */
   setLocalRefId(id: string, refId: number): void {
     this.discipline.setSourceOptions(id, { localRefId: refId });
@@ -489,7 +498,7 @@ export class Engine {
         jitterAsymmetry: 0,
         ntpTests: st.ntpTests,
         interleaved: st.interleaved,
-        authenticated: false,
+        authenticated: s.cfg.auth !== undefined,
         txTimestamping: this.cfg.timestamping ?? 'Daemon',
         rxTimestamping: this.cfg.timestamping ?? 'Daemon',
         totalTx: st.totalTx,

@@ -160,7 +160,7 @@ function clampPoll(p: number): number {
 }
 
 export class ClientAssociation {
-  readonly address: Endpoint;
+  address: Endpoint;
   private readonly random: () => number;
   private readonly minpoll: number;
   private readonly maxpoll: number;
@@ -402,6 +402,11 @@ export class ClientAssociation {
     if (!this.started || this.stopped) return;
     if (this.cfgIburst) this.startBurst(IBURST_GOOD, IBURST_TOTAL);
     this.nextTx = addSeconds(now, 0.1 * this.random());
+  }
+
+  /** NTS: NTS-KE named another NTP server or port; later requests go there (setAddress is only for that). */
+  setAddress(address: Endpoint): void {
+    this.address = { address: address.address, port: address.port };
   }
 
   /** chronyc `burst [good/max]`: also works while offline (goes back offline afterwards). */

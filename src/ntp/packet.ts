@@ -5,7 +5,7 @@
  * - the length must be at least 48 and a multiple of 4, at most MAX_PACKET_LENGTH;
  * - versions 1..4 are accepted, modes 6 (control) and 7 (private) are rejected here because they
  *   have a different layout (mode 6 has its own decoder elsewhere);
- * - v1-v3: whatever follows the header must be a MAC (4-byte key id + 16 or 20 byte digest) or a
+ * - v1-v3: whatever follows the header must be a MAC (4-byte key id + 16..64 byte digest) or a
  *   4-byte crypto-NAK (key id 0);
  * - v4: a 4-byte remainder right after the header is a crypto-NAK (must be zero); otherwise
  *   while more than 24 bytes remain an extension field is parsed (type u16, length u16 counting
@@ -22,7 +22,7 @@ import type { Ntp64 } from '../time/ntp-time.js';
 import { secondsToShort, shortToSeconds } from '../time/ntp-time.js';
 
 export const NTP_HEADER_LENGTH = 48;
-/** 48-byte header + 1024 bytes of extension fields + a 24-byte MAC (chrony's bound too). */
+/** 48-byte header + 1024 bytes of extension fields + a 24-byte MAC (chrony's bound too; NTPv3 MACs up to 68 fit). */
 export const MAX_PACKET_LENGTH = 48 + 1024 + 24;
 export const MAX_EXTENSION_FIELDS = 16;
 export const MIN_EXTENSION_LENGTH = 16;
@@ -190,7 +190,8 @@ export function decodePacket(buf: Uint8Array): DecodeResult {
   }
 
   if (version <= 3) {
-    if (rem !== 20 && rem !== 24) return { ok: false, reason: 'mac' };
+    // Key id + 16..64-byte MAC (chrony sends NTPv3 for digests longer than 20 bytes, e.g. SHA256).
+    if (rem < 20 || rem > 68) return { ok: false, reason: 'mac' };
     packet.mac = { keyId: u32(buf, off), digest: buf.slice(off + 4) };
     return { ok: true, packet };
   }
@@ -215,7 +216,7 @@ export function decodePacket(buf: Uint8Array): DecodeResult {
   return { ok: false, reason: packet.extensions.length > 0 ? 'extension-length' : 'mac' };
 }
 
-/** NTS extension field types (RFC 8915); requests carrying them need NTS, which we lack. */
+/** NTS extension field types (RFC 8915); src/nts/ handles them. */
 export const EF_NTS_UNIQUE_IDENTIFIER = 0x0104;
 export const EF_NTS_COOKIE = 0x0204;
 export const EF_NTS_COOKIE_PLACEHOLDER = 0x0304;

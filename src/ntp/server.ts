@@ -22,13 +22,14 @@
  *   `noclientlog` disables it and with it interleaved mode.
  */
 import type { Endpoint, ReferenceState, Transmit } from '../engine/types.js';
-import type { Instant, Ntp64 } from '../time/ntp-time.js';
+import type { Instant } from '../time/ntp-time.js';
 import { addSeconds, diffSeconds, instantToNtp64 } from '../time/ntp-time.js';
 import type { ClientReport, ServerStatsReport } from '../control/reports.js';
 import type { ExtensionField } from './packet.js';
 import { decodePacket, encodePacket, isNtsExtension, MODE_CLIENT, MODE_SERVER } from './packet.js';
 import type { ServerAuthenticator } from './auth.js';
-import { RateLimiter, type RateLimitOptions } from './ratelimit.js';
+import type { RateLimitOptions } from './ratelimit.js';
+import { ClientTable } from './client-table.js';
 
 const KOD_RATE = 0x52415445; // "RATE"
 const KOD_NTSN = 0x4e54534e; // "NTSN": NTS NAK (RFC 8915 §5.7)
@@ -47,72 +48,38 @@ export interface NtpServerOptions {
   auth?: readonly ServerAuthenticator[];
 }
 
-interface ClientEntry {
-  address: string;
-  hits: number;
-  drops: number;
-  firstSeen: Instant;
-  lastSeen: Instant;
-  /** Previous request time, for ntpIntervalLast. */
-  prevSeen: Instant | null;
-  /** Receive timestamp of the last answered request, exactly as sent in our answer. */
-  rxNtp: Ntp64;
-  /** Transmit time of our last answer (refined by the kernel TX timestamp). */
-  tx: Instant | null;
-  /** txTag of our last answer, 0 if none. */
-  txTag: number;
-  /** smoothtime offset of our last answer (its kernel TX time is smoothed with it). */
-  smooth?: number | undefined;
-}
-
-/** Rough per-entry memory for the `clientLogMemory` statistic. */
-const ENTRY_BYTES = 96;
-
 export class NtpServer {
   private readonly opts: NtpServerOptions;
-  private readonly log = new Map<string, ClientEntry>();
-  private readonly tags = new Map<number, ClientEntry>();
-  private nextTag = 1;
+  /** Client log and ratelimit buckets, one compact row per address (src/ntp/client-table.ts). */
+  private readonly table: ClientTable | undefined;
   private received = 0;
   private dropped = 0;
   private interleaved = 0;
   private authReceived = 0;
   private readonly malformed: Record<string, number> = {};
-  private readonly rateLimiter: RateLimiter | undefined;
 
   constructor(opts: NtpServerOptions) {
     if (!(opts.clientLogLimit >= 0)) throw new RangeError('clientLogLimit must be >= 0');
     this.opts = opts;
-    if (opts.ratelimit)
-      this.rateLimiter = new RateLimiter({ ...opts.ratelimit, maxClients: Math.max(opts.clientLogLimit, 1) });
+    const logging = !opts.noclientlog && opts.clientLogLimit > 0;
+    if (logging || opts.ratelimit) this.table = new ClientTable(Math.max(opts.clientLogLimit, 1));
   }
 
-  private drop(reason: string, entry?: ClientEntry): undefined {
+  private drop(reason: string, slot = -1): undefined {
     this.dropped++;
     this.malformed[reason] = (this.malformed[reason] ?? 0) + 1;
-    if (entry) entry.drops++;
+    if (slot >= 0) this.table!.countDrop(slot);
     return undefined;
   }
 
-  private logClient(address: string, rx: Instant): ClientEntry | undefined {
-    if (this.opts.noclientlog || this.opts.clientLogLimit === 0) return undefined;
-    let e = this.log.get(address);
-    if (e) {
-      this.log.delete(address); // re-insert: Map order is the LRU order
-      e.prevSeen = e.lastSeen;
-      e.lastSeen = rx;
-      e.hits++;
-    } else {
-      e = { address, hits: 1, drops: 0, firstSeen: rx, lastSeen: rx, prevSeen: null, rxNtp: 0n, tx: null, txTag: 0 };
-      while (this.log.size >= this.opts.clientLogLimit) {
-        const oldest = this.log.keys().next().value as string;
-        const old = this.log.get(oldest)!;
-        if (old.txTag) this.tags.delete(old.txTag);
-        this.log.delete(oldest);
-      }
-    }
-    this.log.set(address, e);
-    return e;
+  /** Client log row of this request, -1 without a table. */
+  private logClient(address: string, rx: Instant): number {
+    return this.table ? this.table.touch(address, rx, this.opts.ratelimit?.burst ?? 0) : -1;
+  }
+
+  /** Interleaved mode and `clients` need the log itself (a table kept only for ratelimit does not count). */
+  private get logging(): boolean {
+    return !this.opts.noclientlog && this.opts.clientLogLimit > 0;
   }
 
   /**
@@ -137,8 +104,8 @@ export class NtpServer {
 
     const entry = this.logClient(from.address, rx);
     const rl = this.opts.restrictLimit?.(from.address);
-    let limit =
-      rl && !rl.limited ? 'answer' : (this.rateLimiter?.check(from.address, rx, this.opts.random) ?? 'answer');
+    const rate = this.opts.ratelimit;
+    let limit = (rl && !rl.limited) || !rate ? 'answer' : this.table!.limitRate(entry, rate, this.opts.random);
     if (rl && limit !== 'answer') limit = rl.kod ? 'kod' : 'drop';
     if (limit === 'drop') return this.drop('ratelimit', entry);
     const kod = limit === 'kod';
@@ -165,16 +132,16 @@ export class NtpServer {
     const rxNtp = instantToNtp64(rx);
     let interleaved = false;
     let transmit = instantToNtp64(txTime);
+    const prevTx = entry >= 0 && this.logging ? this.table!.lastTx(entry) : null;
     if (
-      entry &&
+      prevTx !== null &&
       req.version === 4 &&
       req.origin !== 0n &&
-      req.origin === entry.rxNtp &&
-      req.receive !== req.transmit &&
-      entry.tx !== null
+      req.origin === this.table!.rxNtp(entry) &&
+      req.receive !== req.transmit
     ) {
       interleaved = true;
-      transmit = instantToNtp64(entry.tx);
+      transmit = instantToNtp64(prevTx);
       this.interleaved++;
     }
 
@@ -202,33 +169,21 @@ export class NtpServer {
     // Basic mode: the I/O layer stamps T3 at the last moment (interleaved answers carry the
     // kernel TX time of the previous answer instead). Signed answers cannot be re-stamped.
     if (!interleaved && sm === 0 && !sign) out.stampTransmit = true;
-    if (entry) {
-      if (entry.txTag) this.tags.delete(entry.txTag);
-      entry.rxNtp = rxNtp;
-      entry.tx = txTime;
-      entry.smooth = sm !== 0 ? sm : undefined;
-      entry.txTag = this.nextTag;
-      this.nextTag = this.nextTag >= 0x7fff_ffff ? 1 : this.nextTag + 1;
-      this.tags.set(entry.txTag, entry);
-      out.txTag = entry.txTag;
-    }
+    if (entry >= 0 && this.logging) out.txTag = this.table!.saveAnswer(entry, rxNtp, txTime, sm);
     return out;
   }
 
   /** The I/O layer's report of when the answer carrying `tag` actually left (kernel TX time). */
   handleTxTimestamp(tag: number, tx: Instant): void {
-    const e = this.tags.get(tag);
-    if (!e || e.txTag !== tag) return;
-    if (e.smooth !== undefined) tx = addSeconds(tx, -e.smooth);
-    e.tx = tx;
+    this.table?.refineTx(tag, (smooth) => (smooth !== 0 ? addSeconds(tx, -smooth) : tx));
   }
 
   stats(): ServerStatsReport {
     let held = 0;
     let oldest: Instant | null = null;
     let newest: Instant | null = null;
-    for (const e of this.log.values()) {
-      if (e.tx === null) continue;
+    for (const e of this.logging ? this.table!.rows() : []) {
+      if (!e.answered) continue;
       held++;
       if (oldest === null || e.lastSeen < oldest) oldest = e.lastSeen;
       if (newest === null || e.lastSeen > newest) newest = e.lastSeen;
@@ -238,8 +193,9 @@ export class NtpServer {
       ntpPacketsDropped: this.dropped,
       cmdPacketsReceived: 0,
       cmdPacketsDropped: 0,
-      clientLogSizeActive: this.log.size,
-      clientLogMemory: this.log.size * ENTRY_BYTES,
+      clientLogSizeActive: this.logging ? this.table!.size : 0,
+      clientLogMemory: this.table?.memoryBytes() ?? 0,
+      clientLogRecordsDropped: this.table?.evicted ?? 0,
       ntpAuthPacketsReceived: this.authReceived,
       ntpInterleavedPacketsReceived: this.interleaved,
       ntpTimestampsHeld: held,
@@ -251,7 +207,7 @@ export class NtpServer {
   /** Client log, most recently seen first. */
   clients(now: Instant): ClientReport[] {
     const out: ClientReport[] = [];
-    for (const e of this.log.values()) {
+    for (const e of this.logging ? this.table!.rows() : []) {
       const span = diffSeconds(e.lastSeen, e.firstSeen);
       const avg = e.hits > 1 ? span / (e.hits - 1) : null;
       const last = e.prevSeen !== null ? diffSeconds(e.lastSeen, e.prevSeen) : null;
@@ -268,6 +224,6 @@ export class NtpServer {
         lastCmdAgo: null,
       });
     }
-    return out.reverse();
+    return out;
   }
 }

@@ -209,6 +209,22 @@ function checkLateness(label: string, stats: RelayStats): void {
     );
     assert.ok(l.p50 < 200e-6, `${label} ${dir}: lateness p50 ${us(l.p50)} >= 200 µs`);
     assert.ok(l.p99 < 2e-3, `${label} ${dir}: lateness p99 ${us(l.p99)} >= 2 ms`);
+    // Per packet: sendto called <= kernel TX stamp <= sendto returned, so the means are ordered
+    // the same way. veth and loopback both stamp at xmit: every forwarded packet has a TX stamp.
+    const { release: r, wire: w } = d;
+    console.log(
+      `# ${label} ${dir}: mean lateness ${us(l.mean)}, release ${us(r.mean)} (p99 ${us(r.p99)}),` +
+        ` wire ${us(w.mean)} (p99 ${us(w.p99)})`,
+    );
+    assert.equal(l.count, d.forwarded, `${label} ${dir}: lateness count`);
+    assert.equal(r.count, d.forwarded, `${label} ${dir}: release count`);
+    assert.equal(w.count, d.forwarded, `${label} ${dir}: every forwarded packet has a TX timestamp`);
+    const tol = 1e-8; // the JSON prints 9 significant digits
+    assert.ok(
+      r.mean <= w.mean + tol && w.mean <= l.mean + tol && r.max <= l.max + tol,
+      `${label} ${dir}: release <= wire <= lateness: ${JSON.stringify({ r, w, l })}`,
+    );
+    assert.ok(r.p50 < 100e-6, `${label} ${dir}: release p50 ${us(r.p50)} >= 100 µs`);
   }
 }
 

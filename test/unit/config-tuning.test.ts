@@ -168,8 +168,12 @@ test('config → engine options', () => {
     ratelimit: { interval: 1, burst: 16, leak: 2, kod: 0 },
   });
   assert.equal(clientLogEntries(524288), 4096);
-  assert.equal(clientLogEntries(1000000), 4096); // rounded down to a power of 2
-  assert.equal(clientLogEntries(100), 0);
+  // chrony: 1920 bytes per 16-record slot, slots rounded down to a power of 2 (520 → 512).
+  assert.equal(clientLogEntries(1000000), 8192);
+  assert.equal(clientLogEntries(1920 * 1024 - 1), 8192);
+  assert.equal(clientLogEntries(1920 * 1024), 16384);
+  assert.equal(clientLogEntries(100), 16); // at least one slot
+  assert.equal(clientLogEntries(1920 * 65536), 2 ** 20); // enough for 1M clients: 120 MiB
   assert.equal(clientLogEntries(2 ** 32 - 1), 2 ** 24);
   assert.equal(precisionLog2(c, -20), -27);
   assert.equal(precisionLog2(parseConfigText('', 'e'), -20), -20);
@@ -235,7 +239,7 @@ test("Debian's default /etc/chrony/chrony.conf loads with rubidiumd -p (only war
   assert.match(r.stdout, /^maxupdateskew 100$/m);
   assert.match(r.stdout, /^makestep 1 3$/m);
   assert.match(r.stdout, /^driftfile \/var\/lib\/chrony\/chrony\.drift$/m);
-  assert.match(r.stderr, /ntsdumpdir/); // warned, not silently dropped
+  assert.match(r.stdout, /^ntsdumpdir \/var\/lib\/chrony$/m); // parsed and printed back (NTS, issue 5)
 });
 
 test('maxchange guard: ignores `ignore` large offsets after `start` updates, then keeps refusing', () => {

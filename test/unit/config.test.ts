@@ -120,8 +120,8 @@ test('harmless unimplemented server options are warnings, their values consumed;
     "w.conf:1: server option 'presend' is not supported (ARP warm-up packets before long polls are not sent), ignored",
     "w.conf:1: server option 'filter' is not supported (the median filter is not implemented), ignored",
   ]);
-  throwsAt('server a key 5 iburst', /^test\.conf:1: server option 'key' is not supported yet \(planned: NTS/);
-  throwsAt('server a NTS', /^test\.conf:1: server option 'nts' is not supported yet/);
+  assert.equal(parseConfigText('server a key 5 iburst', 't').sources[0]!.options.key, 5); // symmetric-auth.test.ts
+  assert.equal(parseConfigText('server a NTS', 't').sources[0]!.options.nts, true); // works now (config-nts.test.ts)
 });
 
 test('allow / deny / local / makestep / files / ports / log / minsources / maxdistance', () => {
@@ -219,8 +219,8 @@ test('unknown directive is an error; unimplemented chrony directives are errors 
   const c = parseConfigText('dumpdir /var/lib/chrony\nlinux_hz 100\nntsdumpdir /var/lib/chrony\n', 'u.conf');
   assert.deepEqual(c.warnings, [
     "u.conf:1: directive 'dumpdir' is not supported (measurement history is not saved across restarts; sources start afresh), ignored",
-    "u.conf:3: directive 'ntsdumpdir' is not supported yet (planned: NTS and symmetric keys (issue 5)), ignored",
   ]);
+  assert.equal(c.nts.ntsdumpdir, '/var/lib/chrony'); // NTS directives work (config-nts.test.ts)
   assert.equal(c.sources.length, 0);
 });
 

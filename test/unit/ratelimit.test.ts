@@ -182,3 +182,122 @@ test('end to end: rubidiumd with ratelimit answers a burst, then drops the flood
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// ---- each ratelimit option proven through NtpServer (seeded PRNG, so exact counts are stable) ----
+
+/** Deterministic uniform [0,1) (mulberry32). */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Outcome = 'answer' | 'kod' | 'none';
+
+function limitedServer(rl: { interval: number; burst: number; leak: number; kod: number }, random: () => number) {
+  const s = new NtpServer({ clientLogLimit: 64, access: () => true, random, ratelimit: rl });
+  const req = encodePacket(clientRequestPacket());
+  return (address: string, t: number): Outcome => {
+    const out = s.handleRequest(req, { address, port: 40000 }, at(t), at(t), REF);
+    if (!out) return 'none';
+    const p = decodePacket(out.data);
+    assert.ok(p.ok);
+    assert.ok(out.data.length <= req.length);
+    return p.packet.refId === 0x52415445 && p.packet.stratum === 0 ? 'kod' : 'answer';
+  };
+}
+
+test('ratelimit burst through NtpServer: a new client gets exactly `burst` answers back to back', () => {
+  for (const burst of [1, 4, 16]) {
+    const ask = limitedServer({ interval: 10, burst, leak: 4, kod: 0 }, never);
+    const got = Array.from({ length: burst + 5 }, (_, i) => ask('192.0.2.9', i * 1e-3));
+    assert.equal(got.filter((g) => g === 'answer').length, burst, `burst ${burst}`);
+    assert.deepEqual(got.slice(burst), ['none', 'none', 'none', 'none', 'none']);
+  }
+});
+
+test('ratelimit interval through NtpServer: a client asking 4×/s is answered once per 2^interval s', () => {
+  for (const interval of [0, 2, 4]) {
+    const ask = limitedServer({ interval, burst: 2, leak: 4, kod: 0 }, never);
+    let answered = 0;
+    for (let i = 0; i < 4 * 512; i++) if (ask('192.0.2.10', i * 0.25) === 'answer') answered++;
+    // 512 s: the burst of 2, then one answer per 2^interval s (the first refill ends at 2^interval).
+    const expected = 2 + Math.floor(511.75 / 2 ** interval);
+    assert.ok(Math.abs(answered - expected) <= 1, `interval ${interval}: ${answered}, expected ${expected}`);
+  }
+});
+
+test('ratelimit leak through NtpServer: 2^-leak of the requests over the limit are answered', () => {
+  for (const leak of [1, 2, 3, 4]) {
+    const ask = limitedServer({ interval: 12, burst: 1, leak, kod: 0 }, prng(1000 + leak));
+    ask('192.0.2.11', 0);
+    const n = 8000;
+    let answered = 0;
+    for (let i = 1; i <= n; i++) if (ask('192.0.2.11', i * 1e-3) === 'answer') answered++;
+    const p = 2 ** -leak;
+    const sd = Math.sqrt(n * p * (1 - p));
+    assert.ok(Math.abs(answered - n * p) < 5 * sd, `leak ${leak}: ${answered} of ${n}, expected ${n * p}`);
+  }
+});
+
+test('ratelimit kod through NtpServer: a client over the rate gets KoD RATE with probability 2^-kod', () => {
+  for (const kod of [1, 2, 3]) {
+    const leak = 4;
+    const ask = limitedServer({ interval: 12, burst: 1, leak, kod }, prng(2000 + kod));
+    ask('192.0.2.12', 0);
+    const n = 8000;
+    const count = { answer: 0, kod: 0, none: 0 };
+    for (let i = 1; i <= n; i++) count[ask('192.0.2.12', i * 1e-3)]++;
+    // Not leaked (1 - 2^-leak), then KoD with 2^-kod; the rest is dropped.
+    const p = (1 - 2 ** -leak) * 2 ** -kod;
+    const sd = Math.sqrt(n * p * (1 - p));
+    assert.ok(Math.abs(count.kod - n * p) < 5 * sd, `kod ${kod}: ${count.kod} KoDs of ${n}, expected ${n * p}`);
+    assert.ok(count.none > 0 && count.answer > 0);
+  }
+  // kod 0: never a KoD.
+  const ask = limitedServer({ interval: 12, burst: 1, leak: 1, kod: 0 }, prng(7));
+  for (let i = 0; i < 2000; i++) assert.notEqual(ask('192.0.2.13', i * 1e-3), 'kod');
+});
+
+test('cmdmon over UDP (cmdratelimit): burst, then only 2^-leak of a remote flood is answered; localhost never limited', async () => {
+  const { CmdmonService } = await import('../../src/cmdmon/service.js');
+  const { CmdAccess } = await import('../../src/cmdmon/access.js');
+  const { REQ, requestLength } = await import('../../src/cmdmon/protocol.js');
+  const { Engine } = await import('../../src/engine/engine.js');
+  const e = new Engine(
+    {
+      sources: [],
+      discipline: {},
+      server: { enabled: false, access: () => false, clientLogLimit: 16 },
+      precision: -20,
+    },
+    { random: () => 0.5 },
+  );
+  e.start(T0);
+  const svc = new CmdmonService({
+    engine: e,
+    now: () => T0,
+    monotonicSeconds: () => 0,
+    flush: () => {},
+    access: new CmdAccess({
+      rules: [{ allow: true, all: false, subnet: '192.0.2.0/24' }],
+      rateLimit: { interval: 4, burst: 8, leak: 2 },
+      random: prng(99),
+    }),
+  });
+  const req = Buffer.alloc(requestLength(REQ.TRACKING));
+  req[0] = 6;
+  req[1] = 1;
+  req.writeUInt16BE(REQ.TRACKING, 4);
+  let answered = 0;
+  const n = 4000;
+  for (let i = 0; i < n; i++) if (await svc.handle(req, { transport: 'udp', address: '192.0.2.50' })) answered++;
+  const expected = 8 + (n - 8) / 4;
+  assert.ok(Math.abs(answered - expected) < 5 * Math.sqrt(n * 0.25 * 0.75), `answered ${answered} of ${n}`);
+  for (let i = 0; i < 100; i++) assert.ok(await svc.handle(req, { transport: 'udp', address: '127.0.0.1' }));
+});
