@@ -3,13 +3,14 @@
  *
  *   relay --pair LISTEN_ADDR:PORT=UPSTREAM_ADDR:PORT [--pair ...]
  *         [--up SPEC] [--down SPEC] [--seed N] [--outage PERIOD:DOWN[:PHASE]] [--stats-file PATH]
- *         [--rt PRIO]
+ *         [--rt PRIO] [--no-compensate]
  *   SPEC = comma-separated key=value: base=SECONDS, jitter=exp:MEAN|uniform:MAX|normal:SD|none,
  *          loss=PROB
  *
  * Each datagram is held until (kernel RX timestamp + base + jitter) on CLOCK_REALTIME, then sent:
  * the loop sleeps (epoll + an absolute CLOCK_REALTIME timerfd) until 300 us before the earliest
- * deadline, then busy-waits on clock_gettime. See RELAY.md.
+ * deadline, then busy-waits on clock_gettime. sendto() is called early by the direction's measured
+ * sendto→xmit cost, so packets leave (kernel TX stamp) on time in both directions. See RELAY.md.
  *
  * Build: cc -O2 -Wall -Wextra -o relay relay.c -lm   (Linux only; libc and libm only)
  */
@@ -87,7 +88,8 @@ struct pair {
 };
 
 struct held {
-  int64_t deadline; /* CLOCK_REALTIME ns */
+  int64_t deadline;   /* CLOCK_REALTIME ns: when the packet must leave (its kernel TX stamp) */
+  int64_t release_at; /* deadline − the direction's sendto→xmit cost when queued: when to call sendto */
   uint64_t seq;
   int64_t delay_ns;
   uint8_t dir;
@@ -129,6 +131,8 @@ static bool have_outage;
 static int64_t outage_period, outage_down, outage_phase; /* ns */
 static const char *stats_file;
 static int rt_prio = 1;  /* --rt: SCHED_FIFO priority, 0 = normal scheduling */
+static bool compensate = true; /* --no-compensate: release at the deadline, not before */
+static int64_t cost_ns[2];     /* per direction: sendto call → kernel TX stamp, median of recent sends */
 static int rt_active;    /* the priority actually obtained (0: none) */
 
 static struct held *heap;
@@ -222,12 +226,13 @@ static uint64_t bucket_value(int idx) {
   return ((uint64_t)sub << shift) + ((1ULL << shift) >> 1);
 }
 
+/* The mean is signed (a packet may leave a little early); percentiles and max count early as 0. */
 static void record_lateness(struct latstats *st, int64_t lat) {
+  st->sum += (double)lat;
   if (lat < 0) lat = 0;
   if (lat > st->max) st->max = lat;
   st->hist[bucket_of((uint64_t)lat)]++;
   st->n++;
-  st->sum += (double)lat;
 }
 
 static double percentile(const struct latstats *st, double p) {
@@ -259,6 +264,7 @@ static void usage_exit(const char *fmt, ...) {
   fprintf(stderr,
           "\nusage: relay --pair LISTEN_ADDR:PORT=UPSTREAM_ADDR:PORT [--pair ...] [--up SPEC] [--down SPEC]\n"
           "             [--seed N] [--outage PERIOD:DOWN[:PHASE]] [--stats-file PATH] [--rt PRIO]\n"
+          "             [--no-compensate]\n"
           "  SPEC = comma-separated base=SECONDS, jitter=exp:MEAN|uniform:MAX|normal:SD|none, loss=PROB\n");
   exit(2);
 }
@@ -436,6 +442,10 @@ static void parse_args(int argc, char **argv) {
     } else {
       snprintf(name, sizeof name, "%s", strlen(a) < sizeof name ? a : "?");
     }
+    if (strcmp(a, "--no-compensate") == 0) { /* the only flag without a value */
+      compensate = false;
+      continue;
+    }
     bool known = strcmp(name, "--pair") == 0 || strcmp(name, "--up") == 0 || strcmp(name, "--down") == 0 ||
                  strcmp(name, "--seed") == 0 || strcmp(name, "--outage") == 0 || strcmp(name, "--stats-file") == 0 ||
                  strcmp(name, "--rt") == 0;
@@ -487,10 +497,10 @@ static void parse_args(int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Heap of held packets (earliest deadline first, then arrival order) */
+/* Heap of held packets (earliest release first, then arrival order) */
 
 static bool held_before(const struct held *a, const struct held *b) {
-  return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
+  return a->release_at < b->release_at || (a->release_at == b->release_at && a->seq < b->seq);
 }
 
 static void heap_push(const struct held *h) {
@@ -660,6 +670,7 @@ static void admit(int dir, unsigned pidx, int cidx, uint32_t gen, const addr_t *
   h.len = (uint16_t)len;
   h.delay_ns = llround(delay * 1e9);
   h.deadline = rx + h.delay_ns;
+  h.release_at = h.deadline - cost_ns[dir];
   h.seq = next_seq++;
   h.dir = (uint8_t)dir;
   h.pair = (uint16_t)pidx;
@@ -758,6 +769,34 @@ static int64_t tx_timestamp(int fd) {
   return ts_ns;
 }
 
+/*
+ * sendto() needs a few µs before the device stamps and hands over the packet, and that cost differs
+ * by direction (loopback to the reference ~10 µs, veth to the client ~5 µs on the test VM): a fixed
+ * per-direction path asymmetry. Each direction releases early by the median of its last COST_N
+ * (TX stamp − sendto call) costs, so the packet leaves at its deadline both ways. The median
+ * ignores sends that were preempted. Capped: a wrong estimate cannot move packets by more.
+ */
+#define COST_N 15
+#define COST_MAX_NS 100000
+static int64_t cost_ring[2][COST_N];
+static int cost_count[2];
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static void note_cost(int dir, int64_t c) {
+  if (c < 0) c = 0;
+  if (c > COST_MAX_NS) c = COST_MAX_NS;
+  cost_ring[dir][cost_count[dir]++ % COST_N] = c;
+  int n = cost_count[dir] < COST_N ? cost_count[dir] : COST_N;
+  int64_t sorted[COST_N];
+  memcpy(sorted, cost_ring[dir], (size_t)n * sizeof sorted[0]);
+  qsort(sorted, (size_t)n, sizeof sorted[0], cmp_i64);
+  cost_ns[dir] = sorted[n / 2];
+}
+
 /* Sends one held packet (already popped) and accounts for it. */
 static void transmit(struct held *h) {
   struct dirstats *st = &stats[h->dir];
@@ -787,7 +826,10 @@ static void transmit(struct held *h) {
     record_lateness(&st->lat, after - h->deadline);
     record_lateness(&st->release, before - h->deadline);
     int64_t tx = tx_timestamp(fd);
-    if (tx != 0) record_lateness(&st->wire, tx - h->deadline);
+    if (tx != 0) {
+      record_lateness(&st->wire, tx - h->deadline);
+      if (compensate) note_cost(h->dir, tx - before);
+    }
   }
   free(h->data);
 }
@@ -805,8 +847,9 @@ static int format_stats(char *out, size_t cap) {
     n += (size_t)w;                                                                                                  \
   } while (0)
   APPEND("{\"startTime\":%" PRId64 ".%09" PRId64 ",\"pairs\":%d,\"clients\":%" PRIu64 ",\"socketErrors\":%" PRIu64
-         ",\"pending\":%zu,\"rtPriority\":%d",
-         start_ns / NS_PER_S, start_ns % NS_PER_S, npairs, clients_created, socket_errors, heap_n, rt_active);
+         ",\"pending\":%zu,\"rtPriority\":%d,\"compensation\":{\"enabled\":%s,\"up\":%.9g,\"down\":%.9g}",
+         start_ns / NS_PER_S, start_ns % NS_PER_S, npairs, clients_created, socket_errors, heap_n, rt_active,
+         compensate ? "true" : "false", (double)cost_ns[UP] / 1e9, (double)cost_ns[DOWN] / 1e9);
   for (int d = 0; d < 2; d++) {
     const struct dirstats *s = &stats[d];
     double mean = s->forwarded ? s->delay_sum / (double)s->forwarded : 0.0;
@@ -932,7 +975,7 @@ int main(int argc, char **argv) {
   while (!stop) {
     /* Send everything that is due. */
     int64_t now = now_ns();
-    while (heap_n > 0 && heap[0].deadline <= now) {
+    while (heap_n > 0 && heap[0].release_at <= now) {
       struct held h;
       heap_pop(&h);
       transmit(&h);
@@ -941,7 +984,7 @@ int main(int argc, char **argv) {
 
     int timeout = -1;
     if (heap_n > 0) {
-      int64_t deadline = heap[0].deadline;
+      int64_t deadline = heap[0].release_at;
       int64_t wake = deadline - SPIN_NS;
       if (wake > now) {
         if (armed != wake) {

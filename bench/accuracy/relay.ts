@@ -54,6 +54,11 @@ export interface RelaySpec {
   statsFile?: string;
   /** SCHED_FIFO priority (default 1 when permitted, best effort); 0 = normal scheduling. */
   rtPriority?: number;
+  /**
+   * Release each direction early by its measured sendto→xmit cost so packets leave (kernel TX
+   * stamp) at their deadline both ways (default true; false: `--no-compensate`).
+   */
+  compensate?: boolean;
 }
 
 /** A lateness distribution in seconds (percentiles from a histogram, < 1.6 % error; max exact). */
@@ -111,6 +116,8 @@ export interface RelayStats {
   pending: number;
   /** SCHED_FIFO priority the relay got (0: normal scheduling). */
   rtPriority: number;
+  /** Early-release compensation: whether on, and the final per-direction estimates in seconds. */
+  compensation: { enabled: boolean; up: number; down: number };
   up: RelayDirectionStats;
   down: RelayDirectionStats;
 }
@@ -219,6 +226,7 @@ export function relayArgs(spec: RelaySpec): string[] {
     }
     args.push('--rt', String(spec.rtPriority));
   }
+  if (spec.compensate === false) args.push('--no-compensate');
   return args;
 }
 

@@ -225,6 +225,11 @@ function checkLateness(label: string, stats: RelayStats): void {
       `${label} ${dir}: release <= wire <= lateness: ${JSON.stringify({ r, w, l })}`,
     );
     assert.ok(r.p50 < 100e-6, `${label} ${dir}: release p50 ${us(r.p50)} >= 100 µs`);
+    if (stats.compensation.enabled && d.forwarded >= 5) {
+      // The relay has learnt this direction's sendto→xmit cost (a few µs; capped at 100 µs).
+      const c = stats.compensation[dir];
+      assert.ok(c > 0 && c <= 100e-6, `${label} ${dir}: compensation ${us(c)} not in (0, 100] µs`);
+    }
   }
 }
 
@@ -314,6 +319,7 @@ describe('userspace UDP delay relay (bench/accuracy/relay.c)', { skip }, () => {
         outage: { period: 120, down: 60, phase: 5 },
         statsFile: '/tmp/s.json',
         rtPriority: 0,
+        compensate: false,
       }),
       [
         '--pair',
@@ -332,8 +338,13 @@ describe('userspace UDP delay relay (bench/accuracy/relay.c)', { skip }, () => {
         '/tmp/s.json',
         '--rt',
         '0',
+        '--no-compensate',
       ],
     );
+    const minimal = {
+      pairs: [{ listen: { address: '10.0.0.1', port: 1 }, upstream: { address: '10.0.0.2', port: 2 } }],
+    };
+    assert.ok(!relayArgs({ ...minimal, compensate: true }).includes('--no-compensate'), 'compensation is the default');
     assert.throws(() => relayArgs({ pairs: [] }), /pair/);
     assert.throws(() => relayArgs({ pairs: [], up: { loss: 2 } }), RangeError);
     const p = { listen: { address: '10.0.0.1', port: 1 }, upstream: { address: '10.0.0.2', port: 2 } };
