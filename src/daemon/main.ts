@@ -93,6 +93,7 @@ async function resolveSources(
   const out: SourceConfig[] = [];
   const seen = new Set<string>();
   const add = (src: ConfSource, address: string) => {
+    const keyAuth = keys?.clientAuth(src);
     const id = `${address}:${src.options.port}`;
     if (seen.has(id)) return;
     seen.add(id);
@@ -114,7 +115,7 @@ async function resolveSources(
       version: src.options.version ?? 4,
       offline: src.options.offline,
       tuning: tuning.sourceTuning(src.options),
-      ...(keys?.clientAuth(src) ? { auth: keys.clientAuth(src)! } : {}),
+      ...(keyAuth ? { auth: keyAuth } : {}),
       ...nts?.sourceAuth(src, address), // an NTS session as `auth` for nts sources
     });
   };
@@ -310,6 +311,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     keys = setupKeys(conf, (m) => log.warn(m));
   } catch (e) {
     process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
+    if (conf.pidfile && !oneShot) releasePidFile(conf.pidfile);
     return 1;
   }
   // NTS (nts-setup.ts): server keys and authenticator before the engine, a session per nts source.
@@ -540,8 +542,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
 
     runtime.onClockAction = (a) => {
-      if (a.type === 'step' || a.type === 'frequency') stats.onClockUpdate(engine, clock.now());
-      if (a.type === 'step' || a.type === 'frequency') nts.onClockUpdate();
+      if (a.type === 'step' || a.type === 'frequency') {
+        stats.onClockUpdate(engine, clock.now());
+        nts.onClockUpdate();
+      }
       if (oneShot && a.type === 'step') {
         process.stdout.write(
           `System clock wrong by ${a.seconds.toFixed(6)} seconds (${flags.measureOnceAndExit || flags.noClockControl ? 'ignored' : 'step'})\n`,
