@@ -22,7 +22,6 @@ import {
   makeTempDir,
   ownNamespaces,
   removeTempDir,
-  run,
   runInNs,
   startDaemon,
   unwind,
@@ -30,6 +29,7 @@ import {
   type ManagedProcess,
 } from '../support/netns.js';
 import { PEER_BINARIES, requirePeers, startChronyd, startNtpd } from '../support/peers.js';
+import { makeTestPki } from '../support/test-pki.js';
 import type { AuthDataReport } from '../../src/control/authdata.js';
 import type { SourceReport, TrackingReport } from '../../src/control/reports.js';
 
@@ -41,64 +41,11 @@ const skip = isRoot() ? false : 'interop tests need root (network namespaces, ve
 /** Subnets of this file's namespace pairs (10.77.N.0/24); the certificate names their servers. */
 const SUBNETS = { a: 85, b: 86, c: 87 } as const;
 
-interface Certs {
-  dir: string;
-  ca: string;
-  cert: string;
-  key: string;
-}
-
-async function makeCerts(): Promise<Certs> {
+/** The test PKI (test/support/test-pki.ts) with this file's server addresses in the certificate. */
+function makeCerts(): { dir: string; ca: string; cert: string; key: string } {
   const dir = makeTempDir('nts-certs');
-  const p = (n: string) => join(dir, n);
-  const ossl = async (args: string[]) => {
-    const r = await run('openssl', args, { timeoutMs: 20_000 });
-    if (r.code !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
-  };
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  await ossl([
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    p('ca.key'),
-    '-out',
-    p('ca.crt'),
-    '-days',
-    '30',
-    '-subj',
-    '/CN=Rubidium test CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
-  await ossl(['req', ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=nts-test']);
-  const sans = Object.values(SUBNETS)
-    .map((n) => `IP:10.77.${n}.1`)
-    .join(',');
-  writeFileSync(
-    p('ext'),
-    `subjectAltName=DNS:nts-test,${sans}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
-  );
-  await ossl([
-    'x509',
-    '-req',
-    '-in',
-    p('server.csr'),
-    '-CA',
-    p('ca.crt'),
-    '-CAkey',
-    p('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    p('server.crt'),
-    '-days',
-    '30',
-    '-extfile',
-    p('ext'),
-  ]);
-  return { dir, ca: p('ca.crt'), cert: p('server.crt'), key: p('server.key') };
+  const pki = makeTestPki(dir, ['nts-test', ...Object.values(SUBNETS).map((n) => `10.77.${n}.1`)]);
+  return { dir, ca: pki.caCert, cert: pki.serverCert, key: pki.serverKey };
 }
 
 interface Rubidiumd {
@@ -212,12 +159,12 @@ async function chronycUnix(ns: string, sock: string, args: string[]): Promise<st
 }
 
 describe('NTS with real peers on veth', { skip }, () => {
-  let certs: Certs;
+  let certs: ReturnType<typeof makeCerts>;
 
   before(async () => {
     requirePeers(['chronyd', 'chronyc', 'ntpd', 'ntpq']);
     await cleanupLeftovers();
-    certs = await makeCerts();
+    certs = makeCerts();
   });
 
   after(() => {

@@ -5,6 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 
 export interface TestPki {
@@ -53,7 +54,7 @@ function makeCa(dir: string, name: string): { cert: string; key: string } {
   return { cert, key };
 }
 
-/** Creates the PKI in `dir` (which must exist); `names` are extra DNS names for the server. */
+/** Creates the PKI in `dir` (which must exist); `names` are extra DNS names or IP addresses for the server. */
 export function makeTestPki(dir: string, names: string[] = []): TestPki {
   const ca = makeCa(dir, 'ca');
   const other = makeCa(dir, 'other-ca');
@@ -76,7 +77,9 @@ export function makeTestPki(dir: string, names: string[] = []): TestPki {
     ],
     dir,
   );
-  const san = ['IP:127.0.0.1', 'IP:::1', 'DNS:localhost', ...names.map((n) => `DNS:${n}`)].join(',');
+  const san = ['IP:127.0.0.1', 'IP:::1', 'DNS:localhost', ...names.map((n) => (isIP(n) ? `IP:${n}` : `DNS:${n}`))].join(
+    ',',
+  );
   writeFileSync(
     join(dir, 'leaf.ext'),
     `[leaf]\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`,
