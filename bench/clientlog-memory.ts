@@ -7,7 +7,9 @@
  * For the default `clientloglimit` (524288 bytes) and for a limit large enough to hold every
  * address, it prints the entries held, the measured bytes per entry (V8 heap + ArrayBuffers,
  * after a full GC, minus the empty server) and the total, next to the server's own estimate
- * (`serverstats`' client log memory).
+ * (`serverstats`' client log memory). The addresses arrive as strings (the per-datagram path);
+ * the table keeps them as words (family + 4 × 32 bits), so the strings die with their requests
+ * and the batched path (src/ntp/server-batch.ts) fills the same rows.
  */
 import { NtpServer } from '../src/ntp/server.js';
 import { clientLogEntries } from '../src/config/engine-options.js';

@@ -14,6 +14,7 @@
  */
 #include <node_api.h>
 #include "parse.h"
+#include "internal.h"
 #include <uv.h>
 
 #include <arpa/inet.h>
@@ -713,34 +714,6 @@ static udp_sock* get_sock(napi_env env, napi_value v, int allow_closed) {
 }
 
 /*
- * Writes the NTP timestamp of (CLOCK_REALTIME + offset_ns) into p[0..7], big-endian: the
- * transmit timestamp of a server answer, taken as close to sendto() as possible.
- */
-static void stamp_ntp(uint8_t* p, int64_t offset_ns) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  /* Unix ns + offset, then split; NTP seconds wrap mod 2^32 (era rollover is the reader's job). */
-  __int128 ns = (__int128)ts.tv_sec * 1000000000 + ts.tv_nsec + offset_ns;
-  __int128 sec = ns / 1000000000;
-  __int128 rem = ns % 1000000000;
-  if (rem < 0) {
-    rem += 1000000000;
-    sec -= 1;
-  }
-  uint64_t frac = (uint64_t)((((unsigned __int128)rem << 32) + 500000000) / 1000000000);
-  uint64_t s64 = (uint64_t)(sec + 2208988800LL);
-  if (frac >> 32) {
-    frac -= (uint64_t)1 << 32;
-    s64 += 1;
-  }
-  uint64_t v = ((s64 & 0xffffffffu) << 32) | (frac & 0xffffffffu);
-  for (int i = 7; i >= 0; i--) {
-    p[i] = (uint8_t)(v & 0xff);
-    v >>= 8;
-  }
-}
-
-/*
  * udpSend(handle, data, address, port[, stampOffsetNs: bigint]): number (OPT_ID of this
  * datagram, or -1). With stampOffsetNs, bytes 40-47 of data (an NTP packet of at least 48
  * bytes) are overwritten with CLOCK_REALTIME + stampOffsetNs just before sending.
@@ -791,7 +764,7 @@ static napi_value UdpSend(napi_env env, napi_callback_info info) {
       return throw_type(env, "stampOffsetNs must be a bigint");
     }
   }
-  if (stamp) stamp_ntp((uint8_t*)data + 40, stamp_offset);
+  if (stamp) rb_stamp_ntp((uint8_t*)data + 40, stamp_offset);
   ssize_t n;
   do {
     n = sendto(s->fd, data, len, MSG_DONTWAIT, (struct sockaddr*)&ss, sl);
@@ -1139,6 +1112,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;
+  if (rb_batch_register(env, exports) != napi_ok || rb_aead_register(env, exports) != napi_ok) return NULL;
   return exports;
 }
 

@@ -79,12 +79,30 @@ export function ratio(a: number | null, b: number | null): number | null {
   return a / b;
 }
 
+/**
+ * Convergence ratio rubidium/chronyd where "never" (null) counts as infinitely slow: both never
+ * is a tie (1), only chronyd never is 0, only rubidiumd never is Infinity.
+ */
+export function convergenceRatio(r: number | null, c: number | null): number {
+  if (r === null) return c === null ? 1 : Infinity;
+  if (c === null) return 0;
+  return c === 0 ? (r === 0 ? 1 : Infinity) : r / c;
+}
+
+/** Median (mean of the two middle values for an even count); null when there are none. */
+export function median(values: readonly (number | null)[]): number | null {
+  const v = values.filter((x): x is number => x !== null && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
 export const fmtUs = (s: number | null, digits = 1): string => (s === null ? '–' : (s * 1e6).toFixed(digits));
-export const fmtSec = (s: number | null): string => (s === null ? 'never' : s.toFixed(1));
-export const fmtRatio = (r: number | null): string => (r === null ? '–' : r.toFixed(2));
+export const fmtSec = (s: number | null): string => (s === null || s === Infinity ? 'never' : s.toFixed(1));
+export const fmtRatio = (r: number | null): string => (r === null ? '–' : r === Infinity ? '∞' : r.toFixed(2));
 
 /** A Markdown table (header + rows), columns padded for reading in a terminal too. */
 export function markdownTable(header: string[], rows: string[][], align?: ('l' | 'r')[]): string {

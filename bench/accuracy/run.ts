@@ -2,7 +2,7 @@
  * Real-network accuracy benchmark: chronyd -x and rubidiumd -x side by side (bench/README.md).
  *
  *   node dist/bench/accuracy/run.js [--scenario a,b,...] [--duration SECONDS] [--warmup SECONDS]
- *                                   [--json FILE] [--seed N]
+ *                                   [--json FILE] [--seed N] [--seeds N] [--log-dir DIR]
  *
  * Per scenario, in two fresh network namespaces joined by a veth pair:
  *   S: the reference server(s), `rubidiumd -x --inject-error ...` serving host time + err(t) on
@@ -41,10 +41,12 @@ import { startRubidiumd, ROOT, type Rubidiumd } from './daemons.js';
 import { SCENARIOS, describePath, findScenario, injectErrorArg, type Scenario } from './scenarios.js';
 import {
   computeMetrics,
+  convergenceRatio,
   fmtRatio,
   fmtSec,
   fmtUs,
   markdownTable,
+  median,
   ratio,
   type AccuracyMetrics,
   type ErrorSample,
@@ -74,9 +76,13 @@ interface Options {
   duration: number;
   warmup: number | null;
   json: string | null;
+  /** First seed; with `seeds` > 1 every scenario runs with seeds seed, seed + 1, … */
   seed: number;
+  seeds: number;
   /** Directory for both clients' chrony-format statistics/measurements/tracking logs. */
   logDir: string | null;
+  /** JSON files of earlier runs to report on together (no run). */
+  report: string[];
 }
 
 interface ProbeLine {
@@ -144,18 +150,32 @@ interface ScenarioResult {
 
 const USAGE = `usage: node dist/bench/accuracy/run.js [--scenario a,b,...] [--duration SECONDS]
                                          [--warmup SECONDS] [--json FILE] [--seed N]
-                                         [--log-dir DIR]
+                                         [--seeds N] [--log-dir DIR]
+       node dist/bench/accuracy/run.js --report FILE[,FILE...]
 scenarios: ${SCENARIOS.map((s) => s.name).join(', ')} (default: all)
 --duration  seconds per scenario after the clients start (default 300)
 --warmup    seconds excluded from RMS/mean/max (default: one third of the duration)
 --json      write every result, including the per-probe series, to FILE
 --seed      seed of the injected wander and of the relay's random draws (default 1)
+--seeds     run every scenario N times, with seeds SEED..SEED+N-1, and report the median
+            ratios per scenario (default 1)
 --log-dir   both clients also get \`log measurements statistics tracking\` with their logdir in
             DIR/SCENARIO-DAEMON (the same lines for both; for diagnosis)
+--report    no run: print the summary and median tables of the runs in these --json files
+            (runs made one at a time, so that other benchmarks can take turns)
 `;
 
 function parseOptions(argv: string[]): Options {
-  const o: Options = { scenarios: [...SCENARIOS], duration: 300, warmup: null, json: null, seed: 1, logDir: null };
+  const o: Options = {
+    scenarios: [...SCENARIOS],
+    duration: 300,
+    warmup: null,
+    json: null,
+    seed: 1,
+    seeds: 1,
+    report: [],
+    logDir: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.startsWith('--') ? a.indexOf('=') : -1;
@@ -194,6 +214,14 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--seed':
         o.seed = Math.floor(num('seed', 0));
+        break;
+      case '--seeds':
+        o.seeds = Math.floor(num('seeds', 1));
+        break;
+      case '--report':
+        o.report = val()
+          .split(',')
+          .filter((f) => f);
         break;
       case '--log-dir':
         o.logDir = resolve(val());
@@ -309,11 +337,11 @@ async function runScenario(
   s: Scenario,
   idx: number,
   opts: Options,
+  seed: number,
   relayBin: string,
   signal: AbortSignal,
 ): Promise<ScenarioResult> {
   const subnet = FIRST_SUBNET + idx;
-  const seed = opts.seed;
   const duration = opts.duration;
   const warmup = opts.warmup ?? duration / 3;
   const problems: string[] = [];
@@ -403,7 +431,7 @@ async function runScenario(
     const clientLines = [...serverLines, ...s.commonLines, 'allow all'];
     const logLines = (d: DaemonName): string[] => {
       if (!opts.logDir) return [];
-      const dir = join(opts.logDir, `${s.name}-${d}`);
+      const dir = join(opts.logDir, opts.seeds > 1 ? `${s.name}-s${seed}-${d}` : `${s.name}-${d}`);
       mkdirSync(dir, { recursive: true });
       chmodSync(dir, 0o777); // chronyd writes its logs after dropping root
       return [`logdir ${dir}`, 'log measurements statistics tracking'];
@@ -608,10 +636,11 @@ function trackingLine(r: ScenarioResult): string[] {
   return out;
 }
 
-function summaryTable(results: ScenarioResult[]): string {
+function summaryTable(results: ScenarioResult[], withSeed: boolean): string {
   return markdownTable(
     [
       'scenario',
+      ...(withSeed ? ['seed'] : []),
       'chronyd conv (s)',
       'rubidiumd conv (s)',
       'conv ratio',
@@ -628,6 +657,7 @@ function summaryTable(results: ScenarioResult[]): string {
       const b = r.daemons.rubidiumd.metrics;
       return [
         r.name,
+        ...(withSeed ? [String(r.seed)] : []),
         fmtSec(c.convergence),
         fmtSec(b.convergence),
         fmtRatio(r.ratio.convergence),
@@ -640,7 +670,57 @@ function summaryTable(results: ScenarioResult[]): string {
         fmtUs(b.maxAbs),
       ];
     }),
-    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ['l', ...(withSeed ? ['r' as const] : []), 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+  );
+}
+
+/**
+ * Per scenario over its seeds: the median of each daemon's convergence ("never" counts as
+ * infinitely slow), RMS and mean, and the medians of the per-seed ratios (what we report).
+ */
+function medianTable(results: ScenarioResult[]): string {
+  const names = [...new Set(results.map((r) => r.name))];
+  const rows = names.map((name) => {
+    const rs = results.filter((r) => r.name === name);
+    const m = (d: DaemonName, k: 'rms' | 'mean'): number | null => median(rs.map((r) => r.daemons[d].metrics[k]));
+    const conv = (d: DaemonName): number | null => median(rs.map((r) => r.daemons[d].metrics.convergence ?? Infinity));
+    const rmsRatios = rs.map((r) => r.ratio.rms);
+    return [
+      name,
+      String(rs.length),
+      fmtSec(conv('chronyd')),
+      fmtSec(conv('rubidiumd')),
+      fmtRatio(
+        median(
+          rs.map((r) =>
+            convergenceRatio(r.daemons.rubidiumd.metrics.convergence, r.daemons.chronyd.metrics.convergence),
+          ),
+        ),
+      ),
+      fmtUs(m('chronyd', 'rms')),
+      fmtUs(m('rubidiumd', 'rms')),
+      fmtRatio(median(rmsRatios)),
+      rmsRatios.map(fmtRatio).join(' '),
+      fmtUs(m('chronyd', 'mean')),
+      fmtUs(m('rubidiumd', 'mean')),
+    ];
+  });
+  return markdownTable(
+    [
+      'scenario',
+      'seeds',
+      'chronyd conv (s)',
+      'rubidiumd conv (s)',
+      'conv ratio',
+      'chronyd RMS (µs)',
+      'rubidiumd RMS (µs)',
+      'RMS ratio',
+      'RMS ratio per seed',
+      'chronyd mean (µs)',
+      'rubidiumd mean (µs)',
+    ],
+    rows,
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l', 'r', 'r'],
   );
 }
 
@@ -662,7 +742,13 @@ function versions(): Record<string, string> {
   return v;
 }
 
-function writeJson(file: string, opts: Options, results: ScenarioResult[], interrupted: boolean): void {
+function writeJson(
+  file: string,
+  opts: Options,
+  results: ScenarioResult[],
+  interrupted: boolean,
+  running = false,
+): void {
   const doc = {
     benchmark: 'bench/accuracy',
     date: new Date().toISOString(),
@@ -670,12 +756,41 @@ function writeJson(file: string, opts: Options, results: ScenarioResult[], inter
     options: { ...opts, scenarios: opts.scenarios.map((s) => s.name) },
     limit: LIMIT,
     interrupted,
+    /** Written after each finished run of a multi-run bench: more runs were still to come. */
+    running,
     scenarios: results,
   };
   writeFileSync(file, JSON.stringify(doc, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 1) + '\n');
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/** Summary and median tables of the runs saved in `files` (--json output of earlier runs). */
+function report(files: string[]): number {
+  const results: ScenarioResult[] = [];
+  const warmups = new Set<number>();
+  for (const f of files) {
+    const doc = JSON.parse(readFileSync(f, 'utf8')) as { scenarios: ScenarioResult[] };
+    for (const r of doc.scenarios) {
+      results.push(r);
+      warmups.add(r.warmup);
+    }
+  }
+  if (!results.length) {
+    log('accuracy bench: no runs in these files');
+    return 1;
+  }
+  // Scenario order as in SCENARIOS, then seed.
+  const order = (n: string): number => SCENARIOS.findIndex((s) => s.name === n);
+  results.sort((a, b) => order(a.name) - order(b.name) || a.seed - b.seed);
+  log(
+    `## Summary of ${results.length} run(s) from ${files.length} file(s) (warm-up ${[...warmups].join('/')} s; convergence: |error| < ${LIMIT * 1e6} µs for good)\n`,
+  );
+  log(summaryTable(results, true));
+  log('\n## Medians over the seeds of each scenario (ratios: median of the per-seed ratios)\n');
+  log(medianTable(results));
+  return 0;
+}
 
 async function main(): Promise<number> {
   let opts: Options;
@@ -685,6 +800,7 @@ async function main(): Promise<number> {
     process.stderr.write(`accuracy bench: ${(e as Error).message}\n`);
     return 2;
   }
+  if (opts.report.length) return report(opts.report);
   if (!isRoot()) {
     log('accuracy bench: skipped: needs root (network namespaces, veth)');
     return 0;
@@ -716,36 +832,45 @@ async function main(): Promise<number> {
   if (removed.length) log(`accuracy bench: removed leftovers: ${removed.join(', ')}`);
   const relayBin = buildRelay();
   const warmup = opts.warmup ?? opts.duration / 3;
+  const seeds = Array.from({ length: opts.seeds }, (_, k) => opts.seed + k);
   log(
-    `accuracy bench: ${opts.scenarios.length} scenario(s), ${opts.duration} s each, warm-up ${warmup.toFixed(0)} s, seed ${opts.seed}, limit ${LIMIT * 1e6} µs`,
+    `accuracy bench: ${opts.scenarios.length} scenario(s) × ${seeds.length} seed(s), ${opts.duration} s each, warm-up ${warmup.toFixed(0)} s, seed${seeds.length > 1 ? `s ${seeds[0]}..${seeds[seeds.length - 1]}` : ` ${opts.seed}`}, limit ${LIMIT * 1e6} µs`,
   );
   const results: ScenarioResult[] = [];
   let interrupted = false;
   let failed = false;
-  for (const [i, s] of opts.scenarios.entries()) {
-    if (abort.signal.aborted) break;
-    log(`\n## ${s.name}: ${s.description}`);
-    log(
-      `  up ${describePath(s.up)}; down ${describePath(s.down)}${s.outage ? `; outage ${s.outage.down}/${s.outage.period} s` : ''}`,
-    );
-    try {
-      const r = await runScenario(s, i, opts, relayBin, abort.signal);
-      results.push(r);
-      log('');
-      log(scenarioTable(r));
-      for (const l of trackingLine(r)) log(l);
-    } catch (e) {
-      if (e instanceof Interrupted || abort.signal.aborted) {
-        interrupted = true;
-        break;
+  scenarios: for (const [i, s] of opts.scenarios.entries()) {
+    for (const seed of seeds) {
+      if (abort.signal.aborted) break scenarios;
+      log(`\n## ${s.name}${seeds.length > 1 ? ` (seed ${seed})` : ''}: ${s.description}`);
+      log(
+        `  up ${describePath(s.up)}; down ${describePath(s.down)}${s.outage ? `; outage ${s.outage.down}/${s.outage.period} s` : ''}`,
+      );
+      try {
+        const r = await runScenario(s, i, opts, seed, relayBin, abort.signal);
+        results.push(r);
+        log('');
+        log(scenarioTable(r));
+        for (const l of trackingLine(r)) log(l);
+        // Long multi-seed runs: keep what finished even if a later run dies.
+        if (opts.json) writeJson(opts.json, opts, results, false, true);
+      } catch (e) {
+        if (e instanceof Interrupted || abort.signal.aborted) {
+          interrupted = true;
+          break scenarios;
+        }
+        failed = true;
+        log(`  FAILED: ${(e as Error).stack ?? (e as Error).message}`);
       }
-      failed = true;
-      log(`  FAILED: ${(e as Error).stack ?? (e as Error).message}`);
     }
   }
   if (results.length) {
     log(`\n## Summary (after ${warmup.toFixed(0)} s warm-up; convergence: |error| < ${LIMIT * 1e6} µs for good)\n`);
-    log(summaryTable(results));
+    log(summaryTable(results, seeds.length > 1));
+    if (seeds.length > 1) {
+      log(`\n## Medians over seeds ${seeds[0]}..${seeds[seeds.length - 1]} (ratios: median of the per-seed ratios)\n`);
+      log(medianTable(results));
+    }
   }
   if (opts.json) {
     writeJson(opts.json, opts, results, interrupted);

@@ -51,7 +51,15 @@ export interface TuningConfig {
   acquisitionport: number;
   /** Local address of the client sockets, at most one per address family. */
   bindacqaddress: string[];
+  /**
+   * Rubidium extension `serverworkers N|auto`: threads answering NTP requests (1 = the main
+   * thread; 'auto' = os.availableParallelism()). Not a chrony directive: printed only when set.
+   */
+  serverworkers: number | 'auto';
 }
+
+/** Largest `serverworkers` accepted (a sanity bound, far above any useful core count). */
+export const MAX_SERVER_WORKERS = 64;
 
 export function defaultTuning(): TuningConfig {
   return {
@@ -73,6 +81,7 @@ export function defaultTuning(): TuningConfig {
     ratelimit: null,
     acquisitionport: 0,
     bindacqaddress: [],
+    serverworkers: 1,
   };
 }
 
@@ -245,6 +254,11 @@ export function parseTuningDirective(
       c.bindacqaddress = [...c.bindacqaddress.filter((x) => IPV4.test(x) !== v4), a];
       return true;
     }
+    case 'serverworkers':
+      nArgs(name, args, 1, 1, where);
+      c.serverworkers =
+        args[0]!.toLowerCase() === 'auto' ? 'auto' : int(args[0]!, 'serverworkers', where, 1, MAX_SERVER_WORKERS);
+      return true;
     case 'initstepslew': {
       nArgs(name, args, 1, Infinity, where);
       const threshold = num(args[0]!, 'initstepslew threshold', where, 0);
@@ -331,6 +345,7 @@ export function formatTuning(c: TuningConfig): string[] {
     out.push(`ratelimit interval ${r.interval} burst ${r.burst} leak ${r.leak}${r.kod ? ` kod ${r.kod}` : ''}`);
   }
   for (const a of c.bindacqaddress) out.push(`bindacqaddress ${a}`);
+  if (c.serverworkers !== d.serverworkers) out.push(`serverworkers ${c.serverworkers}`);
   return out;
 }
 

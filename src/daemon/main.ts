@@ -23,20 +23,13 @@ import {
   type Config,
   type SourceConfig as ConfSource,
 } from '../config/chrony-conf.js';
-import { startControlServer, type ControlServer } from '../control/server.js';
+import { startControlServer, type ControlHandler, type ControlServer } from '../control/server.js';
 import { Engine, type SourceConfig } from '../engine/engine.js';
 import { native, nativeLoadError } from '../io/native.js';
 import { realtimeNow } from '../io/realtime.js';
 import { openUdpSocket } from '../io/udp.js';
-import { AccessTable } from '../ntp/access.js';
-import { isLoopbackAddress } from '../ntp/mode6.js';
-import {
-  buildRestrictTable,
-  formatNtpConfig,
-  isFromNtpConf,
-  isNtpConfFile,
-  loadNtpConfFile,
-} from '../config/ntp-conf.js';
+import type { AccessTable } from '../ntp/access.js';
+import { formatNtpConfig, isFromNtpConf, isNtpConfFile, loadNtpConfFile } from '../config/ntp-conf.js';
 import { convertNtpConfFile } from '../config/ntp-to-chrony.js';
 import { readDriftFile, writeDriftFile } from '../discipline/driftfile-io.js';
 import { leapDisciplineOptions } from './leap-files.js';
@@ -55,6 +48,15 @@ import { dropPrivileges, lookupUser, prepareStateDirs, stateDirsOf, type UserIds
 import { openNotifier } from './sd-notify.js';
 import { setupKeys, type KeysSetup } from './keys-setup.js';
 import { NtsDaemon } from './nts-setup.js';
+import { openServing, serverWorkerCount, type Serving } from './batch-serving.js';
+import {
+  buildAccessTable,
+  loadKeyData,
+  mode6QueryAllowed,
+  restrictTableOf,
+  serverPolicy,
+  workerClientLogLimit,
+} from './server-policy.js';
 
 export const VERSION = '0.1.0';
 
@@ -296,14 +298,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   if (initialFreq !== 0 && clock.kind === 'system') clock.setFrequency(initialFreq);
 
-  const access = new AccessTable();
-  for (const r of conf.access) {
-    try {
-      access.add(r.allow, r.subnet, r.all);
-    } catch (e) {
-      process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
-      return 1;
-    }
+  let access: AccessTable;
+  try {
+    access = buildAccessTable(conf);
+  } catch (e) {
+    process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
+    return 1;
   }
 
   let keys: KeysSetup;
@@ -325,20 +325,19 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const sources = await resolveSources(conf, flags.family, log, keys, nts);
   // ntp.conf: restrict rules replace allow/deny (serve unless ignore/noserve/notrust).
-  const restrict = isFromNtpConf(conf)
-    ? buildRestrictTable(
-        conf,
-        sources.map((s) => s.address.address),
-      )
-    : null;
+  const restrict = restrictTableOf(
+    conf,
+    sources.map((s) => s.address.address),
+  );
   // NTP mode 6 (ntpq): ntp.conf's restrict noquery/ignore decide; chrony.conf has no mode 6
   // access directive, so only loopback may query (as chrony's cmdallow default). docs/ntpq.md.
   const mode6 = {
-    queryAllowed: (a: string) => (restrict ? restrict.queryAllowed(a) : isLoopbackAddress(a)),
+    queryAllowed: mode6QueryAllowed(restrict),
     version: `rubidiumd ${VERSION}`,
     processor: os.machine(),
     system: `${os.type()}/${os.release()}`,
   };
+  const serverWorkers = conf.port !== 0 && !oneShot ? serverWorkerCount(conf, log) : 1;
   const makestep = oneShot ? { threshold: 0, limit: -1 } : (conf.makestep ?? undefined);
   const engine = new Engine(
     {
@@ -357,13 +356,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       },
       server: {
         enabled: conf.port !== 0 && !oneShot,
-        access: (a: string) => (restrict ? restrict.serveAllowed(a) : access.allowed(a)),
         mode6,
-        ...tuning.serverTuning(conf),
-        ...(restrict ? { restrictLimit: (a: string) => restrict.decide(a) } : {}),
-        ...(keys.serverAuth || nts.serverAuth.length
-          ? { auth: [...(keys.serverAuth ? [keys.serverAuth] : []), ...nts.serverAuth] }
-          : {}),
+        ...serverPolicy(conf, access, restrict, [...(keys.serverAuth ? [keys.serverAuth] : []), ...nts.serverAuth]),
+        // With server workers the client log is theirs; main's server sees only mode 6.
+        ...(serverWorkers > 1 ? { clientLogLimit: 1 } : {}),
       },
       precision: tuning.precisionLog2(conf, native ? -25 : -20),
       timestamping: native ? 'Kernel' : 'Daemon',
@@ -372,31 +368,27 @@ export async function main(argv: readonly string[]): Promise<number> {
   );
   const runtime = new Runtime(engine, clock, log);
 
-  // Sockets: server on the configured port, client sockets on ephemeral ports.
+  // Sockets: server on the configured port (batch-serving.ts), client sockets on ephemeral ports.
   const wantFamily = (f: 4 | 6) => flags.family === null || flags.family === f;
+  let serving: Serving | null = null;
   try {
     if (conf.port !== 0 && !oneShot) {
-      const binds = conf.bindaddress.length
-        ? conf.bindaddress
-        : [wantFamily(4) ? '0.0.0.0' : '', wantFamily(6) ? '::' : ''].filter(Boolean);
-      for (const address of binds) {
-        const family = isIP(address) === 6 ? 6 : 4;
-        try {
-          const sock = await openUdpSocket({
-            family,
-            address,
-            port: conf.port,
-            onDatagram: (d, from, rx) => runtime.datagram('server', d, from, rx),
-            onTxTimestamp: (id, tx) => runtime.txTimestamp(sock, id, tx),
-          });
-          runtime.attach(family === 6 ? 'server6' : 'server4', sock);
-          log.info(`Serving NTP on ${address}:${conf.port} (${sock.timestamping} timestamps)`);
-        } catch (e) {
-          // An IPv6 wildcard may be unavailable; IPv4 failure or an explicit address is fatal.
-          if (conf.bindaddress.length || family === 4) throw e;
-          log.warn(`Could not open NTP socket on [${address}]:${conf.port}: ${(e as Error).message}`);
-        }
-      }
+      serving = await openServing({
+        conf,
+        family: flags.family,
+        engine,
+        runtime,
+        clock,
+        log,
+        workers: serverWorkers,
+        policy: () => ({
+          sourceAddresses: sources.map((s) => s.address.address),
+          keys: loadKeyData(conf),
+          ntsKeys: nts.keysDump(),
+        }),
+        workerClientLogLimit: workerClientLogLimit(conf, serverWorkers),
+      });
+      nts.onKeysRotated = (dump) => serving?.setNtsKeys(dump);
     }
     for (const family of [4, 6] as const) {
       if (!wantFamily(family)) continue;
@@ -417,6 +409,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (e) {
     process.stderr.write(`rubidiumd: could not open NTP socket: ${(e as Error).message}\n`);
     runtime.stop();
+    await serving?.stop();
     if (conf.pidfile) releasePidFile(conf.pidfile);
     return 1;
   }
@@ -427,12 +420,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     } catch (e) {
       process.stderr.write(`rubidiumd: ${(e as Error).message}\n`);
       runtime.stop();
+      await serving?.stop();
       if (conf.pidfile) releasePidFile(conf.pidfile);
       return 1;
     }
   }
 
   let control: ControlServer | null = null;
+  const withServing = (h: ControlHandler): ControlHandler => serving?.controlHandler(h) ?? h;
   let cmdmon: ReturnType<typeof setupCmdmon> | null = null;
   const stats = new StatsLogger(conf, log);
   const saveDrift = async () => {
@@ -462,7 +457,9 @@ export async function main(argv: readonly string[]): Promise<number> {
         ...(unixPath ? { unixPath } : {}),
         ...(conf.cmdport !== 0 ? { udp: { address: udpAddr, port: conf.cmdport } } : {}),
         rawUdp: cmdmon.udpHook,
-        handler: makeControlHandler(engine, runtime, clock, () => control?.stats ?? { received: 0, dropped: 0 }, stats),
+        handler: withServing(
+          makeControlHandler(engine, runtime, clock, () => control?.stats ?? { received: 0, dropped: 0 }, stats),
+        ),
         onError: (err) => log.debug(`control: ${err.message}`),
       });
     } catch (e) {
@@ -473,12 +470,8 @@ export async function main(argv: readonly string[]): Promise<number> {
           control = await startControlServer({
             ...(conf.cmdport !== 0 ? { udp: { address: udpAddr, port: conf.cmdport } } : {}),
             rawUdp: cmdmon.udpHook,
-            handler: makeControlHandler(
-              engine,
-              runtime,
-              clock,
-              () => control?.stats ?? { received: 0, dropped: 0 },
-              stats,
+            handler: withServing(
+              makeControlHandler(engine, runtime, clock, () => control?.stats ?? { received: 0, dropped: 0 }, stats),
             ),
           });
         } catch (e2) {
@@ -508,6 +501,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     } catch (e) {
       process.stderr.write(`rubidiumd: could not switch to user ${runAsIds.name}: ${(e as Error).message}\n`);
       runtime.stop();
+      await serving?.stop();
       await control?.close();
       if (conf.pidfile && !oneShot) releasePidFile(conf.pidfile);
       return 1;
@@ -524,6 +518,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       notifier?.stopping();
       for (const t of timers) clearInterval(t);
       runtime.stop();
+      await serving?.stop();
       await nts.stop();
       await control?.close();
       cmdmon?.close();
@@ -538,6 +533,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       resolve(code);
     };
     const onSignal = () => void finish(0);
+    if (serving)
+      serving.onFatal = (m) => {
+        process.stderr.write(`rubidiumd: ${m}\n`);
+        void finish(1);
+      };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
 

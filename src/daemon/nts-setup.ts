@@ -265,6 +265,14 @@ export class NtsDaemon {
     return this.keys !== null;
   }
 
+  /** Told of the new server keys (ServerCookieKeys.dump()) after every rotation (server workers). */
+  onKeysRotated: ((dump: string) => void) | null = null;
+
+  /** The server's cookie master keys as text, null without an NTS server. */
+  keysDump(): string | null {
+    return this.keys?.dump() ?? null;
+  }
+
   private keysFile(): string | null {
     return this.conf.nts.ntsdumpdir ? path.join(this.conf.nts.ntsdumpdir, 'ntskeys') : null;
   }
@@ -410,6 +418,7 @@ export class NtsDaemon {
       this.lastRotateMs = performance.now();
       this.saveKeys(this.keys);
       this.log.info(`NTS: server keys rotated (now ${this.keys.keyIds().join(' ')})`);
+      this.onKeysRotated?.(this.keys.dump());
     }
     for (const d of this.drivers) d.tick(this.ctx);
   }

@@ -33,6 +33,8 @@ export class Runtime {
   onClockAction: ((a: ClockAction) => void) | null = null;
   /** Told of every step the engine makes (the clock jump detector must not report them). */
   onOwnStep: ((seconds: number) => void) | null = null;
+  /** Called at the end of every flush (server workers compare the reference and clock mapping). */
+  onFlushed: (() => void) | null = null;
 
   constructor(
     readonly engine: Engine,
@@ -78,6 +80,7 @@ export class Runtime {
       this.send(t);
     }
     this.arm();
+    this.onFlushed?.();
   }
 
   private applyClockAction(a: ClockAction): void {

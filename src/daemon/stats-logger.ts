@@ -210,8 +210,11 @@ export class StatsLogger {
     }
     if (this.statistics) {
       this.safe('statistics.log', () => {
+        const diag = engine.sourceDiagnostics();
         for (const s of engine.sourceStats(now)) {
-          const sig = `${s.np}:${s.offset}:${s.frequencyPpm}`;
+          const d = diag.get(s.address);
+          // One line per fit, as chronyd writes (the offset predicted to now changes every call).
+          const sig = d ? String(d.fits) : `${s.np}:${s.offset}:${s.frequencyPpm}`;
           if (s.np === 0 || this.lastStats.get(s.address) === sig) continue;
           this.lastStats.set(s.address, sig);
           this.statistics!.write(
@@ -220,14 +223,14 @@ export class StatsLogger {
               address: s.address,
               stdDev: s.stdDev,
               estOffset: s.offset,
-              offsetSd: s.stdDev,
+              offsetSd: d?.offsetSd ?? s.stdDev,
               diffFreq: s.frequencyPpm * 1e-6,
               estSkew: s.freqSkewPpm * 1e-6,
-              stress: 0,
+              stress: d?.stress ?? 0,
               samples: s.np,
-              bestStart: 0,
+              bestStart: d?.bestStart ?? 0,
               runs: s.nr,
-              asymmetry: 0,
+              asymmetry: d?.asymmetry ?? 0,
             }),
           );
         }

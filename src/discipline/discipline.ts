@@ -80,6 +80,21 @@ export interface DisciplineSourceOptions extends SourceSelectOptions {
   localRefId?: number;
 }
 
+export interface SourceDiagnostics {
+  /** s: uncertainty of the estimated offset. */
+  offsetSd: number;
+  /** |frequency change| of the last fit over the previous skew. */
+  stress: number;
+  /** Samples the runs test dropped in the last fit. */
+  bestStart: number;
+  /** Jitter asymmetry in use (offset per extra delay, ±0.5; 0 while not significant). */
+  asymmetry: number;
+  /** Consecutive fits with a significant asymmetry, signed. */
+  asymmetryRun: number;
+  /** Fits of this source's statistics so far. */
+  fits: number;
+}
+
 export interface LastSampleInfo {
   time: Instant; // cooked local time of the measurement
   measuredOffset: number; // θ as measured
@@ -831,6 +846,21 @@ export class Discipline {
       freqSkewPpm: e.skew * 1e6,
       offset: -off,
       stdDev: e.stdDev,
+    };
+  }
+
+  /** Estimator internals of a source (chrony's statistics.log columns), for diagnosis. */
+  sourceDiagnostics(id: string): SourceDiagnostics | undefined {
+    const s = this.sources.get(id);
+    const e = s?.stats.estimate;
+    if (!s || !e) return undefined;
+    return {
+      offsetSd: e.offsetSd,
+      stress: s.stats.stress,
+      bestStart: s.stats.droppedByLastFit,
+      asymmetry: s.stats.asymmetry,
+      asymmetryRun: s.stats.asymmetryRun,
+      fits: s.stats.fits,
     };
   }
 

@@ -69,6 +69,11 @@ export function weightedRegression(
   return { intercept, slope, variance, interceptSd, slopeSd, dof, residuals };
 }
 
+/** Median of the values (the upper middle one for an even count). */
+function median(v: readonly number[]): number {
+  return [...v].sort((a, b) => a - b)[v.length >> 1]!;
+}
+
 /** Number of runs of same-sign values (zeros count as positive). */
 export function countRuns(residuals: readonly number[]): number {
   if (residuals.length === 0) return 0;
@@ -131,7 +136,11 @@ export function findBestRegression(
     const resid: number[] = [];
     for (let i = residStart; i < start; i++) resid.push(y[i]! - (fit.intercept + fit.slope * x[i]!));
     resid.push(...fit.residuals);
-    const runs = countRuns(resid);
+    // Signs are taken about the residuals' median: with one-sided (queueing) jitter the weighted
+    // line runs along the fastest exchanges and most residuals share a sign, which the test
+    // would read as a trend and cut the history for nothing.
+    const med = median(resid);
+    const runs = countRuns(resid.map((r) => r - med));
     if (used <= Math.max(minPoints, 3) || runs >= criticalRuns(resid.length)) {
       return {
         intercept: fit.intercept,
@@ -141,7 +150,7 @@ export function findBestRegression(
         slopeSd: fit.slopeSd,
         dof: fit.dof,
         start,
-        runs: start === residStart ? runs : countRuns(fit.residuals),
+        runs: start === residStart ? runs : countRuns(fit.residuals.map((r) => r - median(fit.residuals))),
       };
     }
     start++;
@@ -186,4 +195,155 @@ export function secondSlope(x1: readonly number[], x2: readonly number[], y: rea
   const det = s11 * s22 - s12 * s12;
   if (!(Math.abs(det) > 1e-10 * s11 * s22) || !(s22 > 0)) return undefined;
   return (s11 * s2y - s12 * s1y) / det;
+}
+
+export interface CorridorFit {
+  /** Centre line of the corridor at x = 0, and its slope. */
+  intercept: number;
+  slope: number;
+  /** Half of the corridor's width (the part of the minimum one-way delay both directions share). */
+  halfWidth: number;
+}
+
+/**
+ * Minimum-delay corridor. Each exchange bounds the offset line from both sides: u = θ + δ/2
+ * (= T2 − T1, the offset plus the whole up delay) lies above it by the base delay plus that
+ * exchange's up jitter, and l = θ − δ/2 (= T3 − T4) lies below it by the base delay plus the down
+ * jitter. A corridor of one slope is fitted between the l points (below) and the u points
+ * (above); its centre line is off by (min up jitter − min down jitter)/2, which shrinks as 1/n
+ * with one-sided (queueing) jitter, where a regression of offsets shrinks as 1/√n and is biased
+ * by asymmetric jitter. It assumes, as all of NTP, equal base delays both ways.
+ *
+ * With exponential jitter of means μu (up) and μd (down) the most likely corridor maximises
+ * U(x̄)/μu − L(x̄)/μd, U and L its upper and lower edge at the mean x: with equal means, the
+ * widest corridor; with one quiet direction, its edge hugs that direction's points, which then
+ * set the slope. `wu` and `wl` are the weights 1/μu and 1/μd. The objective is concave in the
+ * slope: bisection on its subgradient. Points [start, n).
+ */
+export function corridorFit(
+  x: readonly number[],
+  u: readonly number[],
+  l: readonly number[],
+  start = 0,
+  wu = 1,
+  wl = 1,
+  slopeBound = 1e-3,
+): CorridorFit {
+  const n = x.length;
+  if (n - start < 1) throw new RangeError('corridor needs a point');
+  let xm = 0;
+  for (let i = start; i < n; i++) xm += x[i]!;
+  xm /= n - start;
+  const at = (f: number): { lo: number; hi: number; xu: number; xl: number } => {
+    let hi = Infinity;
+    let lo = -Infinity;
+    let xu = 0;
+    let xl = 0;
+    for (let i = start; i < n; i++) {
+      const dx = x[i]! - xm;
+      const a = u[i]! - f * dx;
+      const b = l[i]! - f * dx;
+      if (a < hi) {
+        hi = a;
+        xu = dx;
+      }
+      if (b > lo) {
+        lo = b;
+        xl = dx;
+      }
+    }
+    return { lo, hi, xu, xl };
+  };
+  let fLo = -slopeBound;
+  let fHi = slopeBound;
+  for (let k = 0; k < 80 && fHi - fLo > 1e-15; k++) {
+    const f = (fLo + fHi) / 2;
+    const c = at(f);
+    // Subgradient of wu·U − wl·L: rising while the binding points pull towards a larger slope.
+    const g = wl * c.xl - wu * c.xu;
+    if (g > 0) fLo = f;
+    else if (g < 0) fHi = f;
+    else {
+      fLo = fHi = f;
+      break;
+    }
+  }
+  const f = (fLo + fHi) / 2;
+  const c = at(f);
+  return { intercept: (c.hi + c.lo) / 2 - f * xm, slope: f, halfWidth: (c.hi - c.lo) / 2 };
+}
+
+export interface CorridorEstimate extends CorridorFit {
+  /** Estimated standard deviation of the intercept. */
+  interceptSd: number;
+}
+
+/** The m-th smallest of `v` (1-based), or the largest when there are fewer. */
+function nthSmallest(v: number[], m: number): number {
+  v.sort((a, b) => a - b);
+  return v[Math.min(m, v.length) - 1]!;
+}
+
+/** Fits of the corridor, each weighting the sides by the jitter the previous one left. */
+const CORRIDOR_ITERATIONS = 3;
+
+/**
+ * The corridor's offset, corrected for its bias, with an estimate of its error. Offsets θ and
+ * delays δ of points oldest first, x their times relative to the origin; the slope is searched
+ * within ±slopeBound.
+ *
+ * The mean gap between a side's points and the corridor's edge measures that direction's jitter
+ * (each side's weight is 1/(its mean gap + the mean of both), shrunk towards equal weights).
+ * The binding points sit above the true line by the smallest jitter of their direction: with
+ * exponential jitter of mean μ over n points that is μ/n on average, so the intercept is moved
+ * by the difference of the two sides' expected minima (the unbiased location estimate of a
+ * shifted exponential). The error of each side's minimum is taken from the spacing of its
+ * smallest gaps, which also holds for noise that is not exponential (a bell-shaped noise has
+ * closely spaced extremes, and its corridor is no better than its mean).
+ */
+export function corridorEstimate(
+  x: readonly number[],
+  theta: readonly number[],
+  delay: readonly number[],
+  slopeBound = 1e-3,
+): CorridorEstimate {
+  const n = x.length;
+  const u = theta.map((t, i) => t + delay[i]! / 2);
+  const l = theta.map((t, i) => t - delay[i]! / 2);
+  let wu = 1;
+  let wl = 1;
+  let c = corridorFit(x, u, l, 0, 1, 1, slopeBound);
+  let gu: number[] = [];
+  let gl: number[] = [];
+  let su = 0;
+  let sl = 0;
+  for (let it = 0; ; it++) {
+    gu = [];
+    gl = [];
+    su = 0;
+    sl = 0;
+    for (let i = 0; i < n; i++) {
+      const line = c.intercept + c.slope * x[i]!;
+      const a = Math.max(0, u[i]! - (line + c.halfWidth));
+      const b = Math.max(0, line - c.halfWidth - l[i]!);
+      gu.push(a);
+      gl.push(b);
+      su += a;
+      sl += b;
+    }
+    if (it + 1 >= CORRIDOR_ITERATIONS || n < 2) break;
+    const shrink = (su + sl) / (2 * n);
+    if (!(shrink > 0)) break;
+    wu = 1 / (su / n + shrink);
+    wl = 1 / (sl / n + shrink);
+    c = corridorFit(x, u, l, 0, wu * shrink, wl * shrink, slopeBound);
+  }
+  if (n < 2) return { ...c, interceptSd: Infinity };
+  const intercept = c.intercept - (su - sl) / (2 * n * (n - 1));
+  // Up to two of a side's gaps are 0 (the binding points); the next ones are spaced by about the
+  // error of that side's minimum.
+  const m = Math.min(5, n);
+  const sdU = nthSmallest(gu, m) / (m - 1);
+  const sdL = nthSmallest(gl, m) / (m - 1);
+  return { ...c, intercept, interceptSd: Math.hypot(sdU, sdL) / 2 };
 }

@@ -12,7 +12,7 @@
 import type { Instant } from '../time/ntp-time.js';
 import { addSeconds, diffSeconds } from '../time/ntp-time.js';
 import type { LeapIndicator } from '../clock/clock.js';
-import { findBestRegression, RUNS_RATIO, secondSlope, tCoefficient } from './regression.js';
+import { corridorEstimate, findBestRegression, RUNS_RATIO, secondSlope, tCoefficient } from './regression.js';
 
 /** Worst-case frequency uncertainty (s/s) assumed when it cannot be estimated. */
 export const WORST_SKEW = 2000e-6;
@@ -22,6 +22,8 @@ const ASYM_MAX = 0.5;
 const ASYM_MIN = 0.45;
 const ASYM_MIN_RUN = 10;
 const ASYM_MAX_RUN = 1000;
+/** Below this many fitted samples the corridor's extremes are single draws: regression only. */
+const MIN_CORRIDOR_POINTS = 8;
 
 export interface StoredSample {
   time: Instant; // virtual local time
@@ -78,6 +80,10 @@ export class SourceStats {
   /** Consecutive fits with a significant asymmetry of the same sign (signed). */
   private asymRun = 0;
   private est: SourceEstimate | undefined;
+  /** Samples the last fit dropped (runs test), and how far its frequency moved, in old skews. */
+  private lastDropped = 0;
+  private lastStress = 0;
+  private fitCount = 0;
   private readonly maxSamples: number;
   private readonly minSamples: number;
   private readonly maxDelayDevRatio: number;
@@ -141,10 +147,13 @@ export class SourceStats {
     this.samples = [];
     this.older = [];
     this.est = undefined;
+    this.asym = 0;
+    this.asymRun = 0;
   }
 
   /** Refits the line; drops samples older than the runs test accepts. */
   regress(): void {
+    this.fitCount++;
     const n = this.samples.length;
     if (n === 0) {
       this.est = undefined;
@@ -206,6 +215,9 @@ export class SourceStats {
       return f * f;
     });
     const fit = findBestRegression(x, y, w, this.minSamples, extra);
+    const old = this.est;
+    this.lastDropped = fit.start - extra;
+    this.lastStress = old && old.skew > 0 ? Math.abs(fit.slope - old.frequency) / old.skew : 0;
     if (fit.start > extra) this.older.push(...this.samples.splice(0, fit.start - extra));
     if (this.older.length > this.samples.length * (RUNS_RATIO - 1)) {
       this.older.splice(0, this.older.length - this.samples.length * (RUNS_RATIO - 1));
@@ -227,11 +239,31 @@ export class SourceStats {
       minSd = (maxD - minD + minDisp) / Math.sqrt(3);
     }
     const slopeSd = Math.max(fit.slopeSd, span > 0 ? minSd / span : 0);
+    let offset = fit.intercept;
+    let frequency = fit.slope;
+    if (used >= MIN_CORRIDOR_POINTS) {
+      // The minimum-delay corridor (regression.ts) over the same samples: with one-sided
+      // (queueing) jitter it is far better than the regression, with bell-shaped noise somewhat
+      // worse; offsets and frequencies are combined by the estimated errors of the offsets.
+      const fitted = this.samples;
+      const c = corridorEstimate(
+        fitted.map((q) => diffSeconds(q.time, newest.time)),
+        fitted.map((q) => q.offset),
+        fitted.map((q) => q.delay),
+        // Wide enough for the regression's slope (a clock thousands of ppm off at start).
+        Math.max(1e-3, 4 * Math.abs(fit.slope)),
+      );
+      const wc = 1 / Math.max(c.interceptSd * c.interceptSd, 1e-24);
+      const sdR = Math.max(fit.interceptSd, minSd, 1e-12);
+      const wr = 1 / (sdR * sdR);
+      offset = (wc * c.intercept + wr * fit.intercept) / (wc + wr);
+      frequency = (wc * c.slope + wr * fit.slope) / (wc + wr);
+    }
     this.est = {
       offsetTime: newest.time,
-      offset: fit.intercept,
+      offset,
       offsetSd: Math.max(fit.interceptSd, minSd),
-      frequency: fit.slope,
+      frequency,
       skew: Math.min(WORST_SKEW, slopeSd * tCoefficient(fit.dof)),
       stdDev: Math.max(stdDev, minSd),
       np: used,
@@ -243,6 +275,26 @@ export class SourceStats {
   /** Jitter asymmetry in use (0 when not significant), for reports. */
   get asymmetry(): number {
     return this.asym;
+  }
+
+  /** Consecutive fits with a significant asymmetry (signed: the sign of the slope). */
+  get asymmetryRun(): number {
+    return this.asymRun;
+  }
+
+  /** Samples the runs test dropped in the last fit (chrony's Bs). */
+  get droppedByLastFit(): number {
+    return this.lastDropped;
+  }
+
+  /** Number of fits so far (a new one means a new statistics line). */
+  get fits(): number {
+    return this.fitCount;
+  }
+
+  /** |frequency change| of the last fit in units of the previous skew (chrony's stress). */
+  get stress(): number {
+    return this.lastStress;
   }
 
   /**

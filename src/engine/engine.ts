@@ -12,7 +12,7 @@
  */
 import type { Instant } from '../time/ntp-time.js';
 import { diffSeconds } from '../time/ntp-time.js';
-import type { ClockAction, Endpoint, SelectState, Transmit } from './types.js';
+import type { ClockAction, Endpoint, ReferenceState, SelectState, Transmit } from './types.js';
 import { SOURCE_DEFAULTS } from './types.js';
 import type {
   ActivityReport,
@@ -23,13 +23,14 @@ import type {
   SourceStatsReport,
   TrackingReport,
 } from '../control/reports.js';
+import { mergeClients, mergeServerStats } from '../control/merge-reports.js';
 import { ClientAssociation } from '../ntp/client.js';
 import { NtpServer } from '../ntp/server.js';
 import { Mode6Server, engineMode6View, type Mode6Options } from '../ntp/mode6-server.js';
 import type { ClientAssociationStatus } from '../ntp/client.js';
 import { refIdFromAddress } from '../ntp/refid.js';
 import type { ClientAuthenticator, ServerAuthenticator } from '../ntp/auth.js';
-import { Discipline, REFID_LOCL, type DisciplineOptions } from '../discipline/discipline.js';
+import { Discipline, REFID_LOCL, type DisciplineOptions, type SourceDiagnostics } from '../discipline/discipline.js';
 import { disciplineSampleOptions, tuneSample, type SampleTuning } from '../discipline/sample-tuning.js';
 
 export interface SourceConfig {
@@ -62,6 +63,8 @@ export interface SourceConfig {
 export interface ServerConfig {
   enabled: boolean;
   access: (address: string) => boolean;
+  /** `access` for an address as words at words[offset..] (NtpServerOptions.accessWordsAt: no string per packet). */
+  accessWordsAt?: (family: 4 | 6, words: Int32Array, offset: number) => boolean;
   clientLogLimit: number;
   noclientlog?: boolean;
   /** chrony's ratelimit (interval, burst, leak, kod); absent = answer every request. */
@@ -117,6 +120,12 @@ interface Source {
   droppedAfterStep: number;
 }
 
+/** NTP servers outside the engine (server worker threads) whose reports join the engine's. */
+export interface ExternalServerReports {
+  stats(): ServerStatsReport[];
+  clients(now: Instant): ClientReport[][];
+}
+
 type TagOwner = { kind: 'assoc'; id: string; tag: number } | { kind: 'server'; tag: number };
 
 const MAX_TAGS = 65536;
@@ -134,6 +143,7 @@ export class Engine {
   private readonly verdicts: Record<string, number> = {};
   private jumps = 0;
   private lastJumpSeconds = 0;
+  private external: ExternalServerReports | null = null;
 
   constructor(
     private readonly cfg: EngineConfig,
@@ -144,6 +154,7 @@ export class Engine {
       ? new NtpServer({
           clientLogLimit: cfg.server.clientLogLimit,
           access: cfg.server.access,
+          ...(cfg.server.accessWordsAt ? { accessWordsAt: cfg.server.accessWordsAt } : {}),
           random: deps.random,
           ...(cfg.server.noclientlog !== undefined ? { noclientlog: cfg.server.noclientlog } : {}),
           ...(cfg.server.ratelimit ? { ratelimit: cfg.server.ratelimit } : {}),
@@ -404,6 +415,21 @@ export class Engine {
     this.discipline.setSourceOptions(id, { localRefId: refId });
   }
 
+  /** The NTP server, for an I/O layer that answers requests itself (src/ntp/server-batch.ts). */
+  get ntpServer(): NtpServer | undefined {
+    return this.server;
+  }
+
+  /** What the server advertises at `now` (what handleDatagram gives the server). */
+  serverReference(now: Instant): ReferenceState {
+    return this.discipline.reference(now);
+  }
+
+  /** Reports of servers running outside the engine, included in serverStats() and clients(). */
+  setExternalServerReports(reports: ExternalServerReports | null): void {
+    this.external = reports;
+  }
+
   // ---- control operations --------------------------------------------------------------------
 
   /** chronyc makestep: steps away the correction still being slewed. Returns the step (s). */
@@ -471,6 +497,16 @@ export class Engine {
     return out;
   }
 
+  /** Estimator internals per source address (statistics.log's offset sd, stress, Bs, asymmetry). */
+  sourceDiagnostics(): Map<string, SourceDiagnostics> {
+    const out = new Map<string, SourceDiagnostics>();
+    for (const s of this.sourcesById.values()) {
+      const d = this.discipline.sourceDiagnostics(s.cfg.id);
+      if (d) out.set(s.cfg.address.address, d);
+    }
+    return out;
+  }
+
   ntpData(now: Instant): NtpDataReport[] {
     const out: NtpDataReport[] = [];
     for (const s of this.sourcesById.values()) {
@@ -495,7 +531,7 @@ export class Engine {
         peerDelay: ls?.delay ?? 0,
         peerDispersion: ls?.dispersion ?? 0,
         responseTime: 0,
-        jitterAsymmetry: 0,
+        jitterAsymmetry: this.discipline.sourceDiagnostics(s.cfg.id)?.asymmetry ?? 0,
         ntpTests: st.ntpTests,
         interleaved: st.interleaved,
         authenticated: s.cfg.auth !== undefined,
@@ -527,6 +563,11 @@ export class Engine {
   }
 
   private serverStatsNtp(): ServerStatsReport {
+    const own = this.ownServerStats();
+    return this.external ? mergeServerStats([own, ...this.external.stats()]) : own;
+  }
+
+  private ownServerStats(): ServerStatsReport {
     return (
       this.server?.stats() ?? {
         ntpPacketsReceived: 0,
@@ -545,7 +586,8 @@ export class Engine {
   }
 
   clients(now: Instant): ClientReport[] {
-    return this.server?.clients(now) ?? [];
+    const own = this.server?.clients(now) ?? [];
+    return this.external ? mergeClients([own, ...this.external.clients(now)]) : own;
   }
 
   activity(): ActivityReport {

@@ -79,6 +79,61 @@ export interface NativeUdpHandle {
 /** Event callback of a native socket; the first argument tells which event it is. */
 export type NativeUdpCallback = (kind: 'rx' | 'tx' | 'error', ...args: unknown[]) => void;
 
+/**
+ * Handle of a batched UDP socket (native/batch.c): slot buffers shared with the addon. Slot i of
+ * rxData/txData starts at i * slotBytes; meta rows are [len, family, port, a0, a1, a2, a3, flags]
+ * (address as big-endian 32-bit words, read with `>>> 0`). See src/io/batch-udp.ts.
+ */
+export interface NativeBatchHandle {
+  readonly tsMode: 'timestamping' | 'rx-only' | 'none';
+  readonly batch: number;
+  readonly slotBytes: number;
+  readonly rxData: Uint8Array;
+  readonly rxMeta: Int32Array;
+  /** batch × 2: [unix seconds, ns]: the kernel RX stamp, else CLOCK_REALTIME after recvmmsg. */
+  readonly rxTime: Float64Array;
+  readonly txData: Uint8Array;
+  readonly txMeta: Int32Array;
+  /** After udpBatchSend: TX-stamp id of each slot that asked for one and was sent, else -1. */
+  readonly txId: Int32Array;
+  /** [0]: ns added to CLOCK_REALTIME for TX_STAMP slots (integer valued). */
+  readonly txOffsetNs: Float64Array;
+  /** Valid during a 'tx' event: ids and [unix seconds, ns] of the delivered TX stamps. */
+  readonly txStampId: Int32Array;
+  readonly txStampTime: Float64Array;
+}
+
+export interface NativeBatchStats {
+  rxDatagrams: number;
+  rxCalls: number;
+  rxTruncated: number;
+  txDatagrams: number;
+  txErrors: number;
+  txEagain: number;
+  txStamps: number;
+  /** Poll callbacks (readiness wake-ups) so far. */
+  wakeups: number;
+  /** SO_RCVBUF as the kernel reports it (twice the bytes set); 0 once closed. */
+  receiveBuffer: number;
+}
+
+/** Event callback of a batched socket: 'rx'/'tx' with a slot count, 'error' with a message. */
+export type NativeBatchCallback = (kind: 'rx' | 'tx' | 'error', arg: number | string) => void;
+
+export interface NativeBatchOptions {
+  reusePort?: boolean;
+  /** N > 1: SO_REUSEPORT plus a BPF program steering each source address to socket hash % N. */
+  steerGroupSize?: number;
+  /** Datagrams per recvmmsg round and tx slots, 1..256 (default 64). */
+  batch?: number;
+  /** Bytes per slot, 48..65536 (default 1024); longer datagrams arrive truncated and flagged. */
+  slotBytes?: number;
+  /** SO_RCVBUF(FORCE) bytes, 0..256 MiB; 0 or absent = the system default. */
+  receiveBuffer?: number;
+  /** Tests only: false leaves SO_SELECT_ERR_QUEUE off (TX stamps then wake through POLLERR). */
+  selectErrQueue?: boolean;
+}
+
 export interface NativeAddon {
   /** clock_gettime(clockId), ns. Throws RangeError on an invalid clock id. */
   clockGettime(clockId: number): bigint;
@@ -101,6 +156,23 @@ export interface NativeAddon {
   udpClose(handle: NativeUdpHandle): void;
   /** Whether the open socket keeps the event loop alive (default true). */
   udpSetRef(handle: NativeUdpHandle, ref: boolean): void;
+
+  // Batched UDP sockets (native/batch.c). Optional: an older build lacks them (src/io/batch-udp.ts
+  // then reports the batch path unavailable and callers use src/io/udp.ts).
+  udpBatchOpen?(
+    family: 4 | 6,
+    address: string,
+    port: number,
+    onEvent: NativeBatchCallback,
+    opts?: NativeBatchOptions,
+  ): NativeBatchHandle;
+  /** Sends tx slots [0, count), one sendmsg each; returns how many were handled (stops at EAGAIN). */
+  udpBatchSend?(handle: NativeBatchHandle, count: number): number;
+  udpBatchLocalPort?(handle: NativeBatchHandle): number;
+  /** Idempotent. */
+  udpBatchClose?(handle: NativeBatchHandle): void;
+  udpBatchSetRef?(handle: NativeBatchHandle, ref: boolean): void;
+  udpBatchStats?(handle: NativeBatchHandle): NativeBatchStats;
 }
 
 function load(): { addon: NativeAddon | null; error: string | null } {

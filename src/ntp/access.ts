@@ -13,6 +13,11 @@
  *   `2001:db8::/32`, `::1`, `0/0`. A bare address is a host (/32 or /128). Host names are
  *   not resolved here (the configuration layer must resolve them first).
  * - Lookups of IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) use the IPv4 rules.
+ *
+ * Two lookups give the same answers: `allowed(text)` and `allowedWords(family, a0..a3)` (the
+ * address as big-endian 32-bit words, src/ntp/ipaddr.ts), which the batched server path uses
+ * so that no string is made per packet. The second runs over a compiled copy of the rules,
+ * most specific first, in typed arrays.
  */
 import { parseAddress, parseIPv4, parseIPv6 } from './ipaddr.js';
 
@@ -95,6 +100,12 @@ function sameSubnet(a: Subnet, b: Subnet): boolean {
 
 export class AccessTable {
   private rules: Rule[] = [];
+  /** The rules compiled for `allowedWords`, longest prefix first: 4 network and 4 mask words each. */
+  private compiledNet = new Int32Array(0);
+  private compiledMask = new Int32Array(0);
+  private compiledFamily = new Uint8Array(0);
+  private compiledAllow = new Uint8Array(0);
+  private readonly scratch = new Int32Array(4);
 
   /**
    * Adds a rule. `spec` empty or undefined means every address of both families.
@@ -119,6 +130,73 @@ export class AccessTable {
       }
       this.rules.push({ ...net, allow });
     }
+    this.compile();
+  }
+
+  /**
+   * `allowed` for an address given as words (unsigned or signed 32-bit values). Two rules of one
+   * family and prefix length that both match are the same subnet, which `add` never keeps twice,
+   * so the first match in longest-prefix order is the most specific rule.
+   */
+  allowedWords(family: number, a0: number, a1: number, a2: number, a3: number): boolean {
+    const w = this.scratch;
+    w[0] = a0;
+    w[1] = a1;
+    w[2] = a2;
+    w[3] = a3;
+    return this.allowedAt(family, w, 0);
+  }
+
+  /**
+   * `allowedWords` for the address at words[off..off+3]: the form for hot paths, since 32-bit
+   * values passed as arguments to a function that is not inlined are boxed (allocated).
+   */
+  allowedAt(family: number, words: Int32Array, off: number): boolean {
+    let a0 = words[off]!;
+    const a1 = words[off + 1]!;
+    let a2 = words[off + 2]!;
+    let a3 = words[off + 3]!;
+    if (family === 6 && a0 === 0 && a1 === 0 && a2 === 0xffff) {
+      family = 4; // IPv4-mapped: the IPv4 rules decide
+      a0 = a3;
+      a3 = 0;
+      a2 = 0;
+    } else if (family !== 4 && family !== 6) return false;
+    const net = this.compiledNet;
+    const mask = this.compiledMask;
+    const fam = this.compiledFamily;
+    for (let k = 0, w = 0; k < fam.length; k++, w += 4) {
+      if (
+        fam[k] === family &&
+        (a0 & mask[w]!) === net[w] &&
+        (a1 & mask[w + 1]!) === net[w + 1] &&
+        (a2 & mask[w + 2]!) === net[w + 2] &&
+        (a3 & mask[w + 3]!) === net[w + 3]
+      ) {
+        return this.compiledAllow[k] === 1;
+      }
+    }
+    return false;
+  }
+
+  private compile(): void {
+    const sorted = [...this.rules].sort((x, y) => y.prefix - x.prefix);
+    const k = sorted.length;
+    this.compiledNet = new Int32Array(4 * k);
+    this.compiledMask = new Int32Array(4 * k);
+    this.compiledFamily = new Uint8Array(k);
+    this.compiledAllow = new Uint8Array(k);
+    sorted.forEach((r, i) => {
+      this.compiledFamily[i] = r.family;
+      this.compiledAllow[i] = r.allow ? 1 : 0;
+      for (let w = 0; w < 4; w++) {
+        const bits = Math.max(0, Math.min(32, r.prefix - 32 * w));
+        this.compiledMask[4 * i + w] = bits === 0 ? 0 : (0xffff_ffff << (32 - bits)) | 0;
+        let v = 0;
+        for (let b = 0; b < 4; b++) v = (v << 8) | (r.bytes[4 * w + b] ?? 0);
+        this.compiledNet[4 * i + w] = v & this.compiledMask[4 * i + w]!;
+      }
+    });
   }
 
   /** Whether NTP service is allowed for a textual address; unparsable addresses are denied. */

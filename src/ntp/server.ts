@@ -20,6 +20,9 @@
  *   transmit = the saved TX time of the previous answer.
  * - The client log is bounded (clientLogLimit entries, least recently used evicted);
  *   `noclientlog` disables it and with it interleaved mode.
+ * - The batched path (src/ntp/server-batch.ts, `BatchServer`) answers plain requests itself on
+ *   this server's client table and counters, with the same results; it sends everything else
+ *   here.
  */
 import type { Endpoint, ReferenceState, Transmit } from '../engine/types.js';
 import type { Instant } from '../time/ntp-time.js';
@@ -43,43 +46,65 @@ export interface NtpServerOptions {
   /** ntp.conf restrict: ratelimit applies only where `limited`; over the limit, `kod` → KoD RATE, else drop. */
   restrictLimit?: (address: string) => { limited: boolean; kod: boolean };
   access: (address: string) => boolean;
+  /**
+   * The same decision as `access` for an address as words (src/ntp/ipaddr.ts; e.g.
+   * `AccessTable.allowedWords`), used by the batched path so that it makes no string per packet.
+   * Without it that path formats the address and calls `access`.
+   */
+  accessWords?: (family: 4 | 6, a0: number, a1: number, a2: number, a3: number) => boolean;
+  /**
+   * `accessWords` with the address at words[offset..offset+3] (e.g. `AccessTable.allowedAt`):
+   * preferred by the batched path, which then allocates nothing even when the call is not
+   * inlined (32-bit values passed as arguments may be boxed).
+   */
+  accessWordsAt?: (family: 4 | 6, words: Int32Array, offset: number) => boolean;
   random: () => number;
   /** Authenticators for requests carrying a MAC or NTS fields (first whose `handles` is true). */
   auth?: readonly ServerAuthenticator[];
 }
 
+/** What `serverstats` counts; shared with the batched path (src/ntp/server-batch.ts). */
+export class ServerCounters {
+  received = 0;
+  dropped = 0;
+  interleaved = 0;
+  authReceived = 0;
+  readonly malformed: Record<string, number> = {};
+
+  /** Counts a dropped request by reason (and on its client's row, if it has one). */
+  drop(reason: string, table: ClientTable | undefined, slot: number): undefined {
+    this.dropped++;
+    this.malformed[reason] = (this.malformed[reason] ?? 0) + 1;
+    if (slot >= 0) table!.countDrop(slot);
+    return undefined;
+  }
+}
+
 export class NtpServer {
-  private readonly opts: NtpServerOptions;
-  /** Client log and ratelimit buckets, one compact row per address (src/ntp/client-table.ts). */
-  private readonly table: ClientTable | undefined;
-  private received = 0;
-  private dropped = 0;
-  private interleaved = 0;
-  private authReceived = 0;
-  private readonly malformed: Record<string, number> = {};
+  readonly opts: NtpServerOptions;
+  /**
+   * Client log and ratelimit buckets, one compact row per address (src/ntp/client-table.ts);
+   * undefined when neither is on. Shared with the batched path.
+   */
+  readonly table: ClientTable | undefined;
+  readonly counters = new ServerCounters();
+  /** Interleaved mode and `clients` need the log itself (a table kept only for ratelimit does not count). */
+  readonly logging: boolean;
 
   constructor(opts: NtpServerOptions) {
     if (!(opts.clientLogLimit >= 0)) throw new RangeError('clientLogLimit must be >= 0');
     this.opts = opts;
-    const logging = !opts.noclientlog && opts.clientLogLimit > 0;
-    if (logging || opts.ratelimit) this.table = new ClientTable(Math.max(opts.clientLogLimit, 1));
+    this.logging = !opts.noclientlog && opts.clientLogLimit > 0;
+    if (this.logging || opts.ratelimit) this.table = new ClientTable(Math.max(opts.clientLogLimit, 1));
   }
 
   private drop(reason: string, slot = -1): undefined {
-    this.dropped++;
-    this.malformed[reason] = (this.malformed[reason] ?? 0) + 1;
-    if (slot >= 0) this.table!.countDrop(slot);
-    return undefined;
+    return this.counters.drop(reason, this.table, slot);
   }
 
   /** Client log row of this request, -1 without a table. */
   private logClient(address: string, rx: Instant): number {
     return this.table ? this.table.touch(address, rx, this.opts.ratelimit?.burst ?? 0) : -1;
-  }
-
-  /** Interleaved mode and `clients` need the log itself (a table kept only for ratelimit does not count). */
-  private get logging(): boolean {
-    return !this.opts.noclientlog && this.opts.clientLogLimit > 0;
   }
 
   /**
@@ -94,7 +119,7 @@ export class NtpServer {
     txTime: Instant,
     ref: ReferenceState,
   ): Transmit | undefined {
-    this.received++;
+    this.counters.received++;
     if (!this.opts.access(from.address)) return this.drop('denied');
     const dec = decodePacket(data);
     if (!dec.ok) return this.drop(dec.reason);
@@ -112,7 +137,7 @@ export class NtpServer {
     let sign: ((header: Uint8Array) => Uint8Array) | undefined;
     let nak: ExtensionField[] | undefined;
     if (req.mac || req.extensions.some((ef) => isNtsExtension(ef.type))) {
-      this.authReceived++;
+      this.counters.authReceived++;
       const auth = this.opts.auth?.find((a) => a.handles(req));
       if (!auth) return this.drop('auth', entry);
       const verdict = auth.verifyRequest(data, req, from, rx);
@@ -131,18 +156,21 @@ export class NtpServer {
 
     const rxNtp = instantToNtp64(rx);
     let interleaved = false;
-    let transmit = instantToNtp64(txTime);
-    const prevTx = entry >= 0 && this.logging ? this.table!.lastTx(entry) : null;
+    const basicTx = instantToNtp64(txTime);
+    let transmit = basicTx;
     if (
-      prevTx !== null &&
+      entry >= 0 &&
+      this.logging &&
+      this.table!.answered(entry) &&
       req.version === 4 &&
       req.origin !== 0n &&
       req.origin === this.table!.rxNtp(entry) &&
       req.receive !== req.transmit
     ) {
       interleaved = true;
-      transmit = instantToNtp64(prevTx);
-      this.interleaved++;
+      transmit = this.table!.txNtp(entry)!;
+      this.counters.interleaved++;
+      this.table!.markInterleaved(entry);
     }
 
     const sync = ref.synchronized;
@@ -169,7 +197,7 @@ export class NtpServer {
     // Basic mode: the I/O layer stamps T3 at the last moment (interleaved answers carry the
     // kernel TX time of the previous answer instead). Signed answers cannot be re-stamped.
     if (!interleaved && sm === 0 && !sign) out.stampTransmit = true;
-    if (entry >= 0 && this.logging) out.txTag = this.table!.saveAnswer(entry, rxNtp, txTime, sm);
+    if (entry >= 0 && this.logging) out.txTag = this.table!.saveAnswerNtp(entry, rxNtp, basicTx, sm);
     return out;
   }
 
@@ -188,19 +216,20 @@ export class NtpServer {
       if (oldest === null || e.lastSeen < oldest) oldest = e.lastSeen;
       if (newest === null || e.lastSeen > newest) newest = e.lastSeen;
     }
+    const c = this.counters;
     return {
-      ntpPacketsReceived: this.received,
-      ntpPacketsDropped: this.dropped,
+      ntpPacketsReceived: c.received,
+      ntpPacketsDropped: c.dropped,
       cmdPacketsReceived: 0,
       cmdPacketsDropped: 0,
       clientLogSizeActive: this.logging ? this.table!.size : 0,
       clientLogMemory: this.table?.memoryBytes() ?? 0,
       clientLogRecordsDropped: this.table?.evicted ?? 0,
-      ntpAuthPacketsReceived: this.authReceived,
-      ntpInterleavedPacketsReceived: this.interleaved,
+      ntpAuthPacketsReceived: c.authReceived,
+      ntpInterleavedPacketsReceived: c.interleaved,
       ntpTimestampsHeld: held,
       ntpTimestampSpan: oldest !== null && newest !== null ? diffSeconds(newest, oldest) : 0,
-      malformedDropped: { ...this.malformed },
+      malformedDropped: { ...c.malformed },
     };
   }
 

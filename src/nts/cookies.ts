@@ -16,7 +16,8 @@
  */
 import { randomFillSync } from 'node:crypto';
 import { ConfigError } from '../config/config-error.js';
-import { AES_SIV_CMAC_256, aeadById, isAeadId, type AeadId } from './aead.js';
+import { AES_SIV_CMAC_256, aeadById, isAeadId, type AeadId, type AeadKey } from './aead.js';
+import { RandomPool } from './random-pool.js';
 
 export interface CookieContents {
   aead: AeadId;
@@ -36,6 +37,17 @@ export interface MasterKey {
   key: Uint8Array;
 }
 
+/** A master key ready for use: its id as the associated data, the key bound once. */
+interface PreparedKey {
+  id: number;
+  idBytes: Uint8Array;
+  aead: AeadKey;
+}
+
+function prepare(k: MasterKey): PreparedKey {
+  return { id: k.id, idBytes: u32be(k.id), aead: MASTER.prepare(k.key) };
+}
+
 function u32be(v: number): Uint8Array {
   return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
 }
@@ -50,11 +62,16 @@ function defaultRandomBytes(n: number): Uint8Array {
 
 export class ServerCookieKeys {
   private readonly randomBytes: (n: number) => Uint8Array;
+  private readonly nonces: RandomPool;
+  private readonly nonce = new Uint8Array(NONCE_LENGTH);
   /** Newest first. */
   private keys: MasterKey[];
+  /** `keys`, prepared (same order). */
+  private prepared: PreparedKey[];
 
   constructor(randomBytes: (n: number) => Uint8Array, keys?: MasterKey[]) {
     this.randomBytes = randomBytes;
+    this.nonces = new RandomPool(randomBytes);
     if (keys && keys.length > 0) {
       this.keys = keys.slice(0, KEYS_KEPT);
     } else {
@@ -62,12 +79,14 @@ export class ServerCookieKeys {
       const id = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
       this.keys = [{ id, key: randomBytes(MASTER.keyLength) }];
     }
+    this.prepared = this.keys.map(prepare);
   }
 
   /** A new current key (id + 1); the previous current key is kept for opening only. */
   rotate(): void {
     const id = (this.keys[0]!.id + 1) >>> 0;
     this.keys = [{ id, key: this.randomBytes(MASTER.keyLength) }, ...this.keys].slice(0, KEYS_KEPT);
+    this.prepared = this.keys.map(prepare);
   }
 
   keyIds(): number[] {
@@ -84,35 +103,53 @@ export class ServerCookieKeys {
     plain[1] = c.aead & 0xff;
     plain.set(c.c2s, 2);
     plain.set(c.s2c, 2 + aead.keyLength);
-    const k = this.keys[0]!;
-    const id = u32be(k.id);
-    const nonce = this.randomBytes(NONCE_LENGTH);
-    const ct = MASTER.seal(k.key, nonce, plain, [id]);
-    const out = new Uint8Array(HEADER_LENGTH + ct.length);
-    out.set(id);
-    out.set(nonce, 4);
-    out.set(ct, HEADER_LENGTH);
+    const out = new Uint8Array(HEADER_LENGTH + MASTER.tagLength + plain.length);
+    this.sealPlain(plain, out, 0);
     return out;
   }
 
   /** The contents of a cookie sealed by the current or previous key; null otherwise. Never throws. */
   open(cookie: Uint8Array): CookieContents | null {
-    if (cookie.length < HEADER_LENGTH + MASTER.tagLength + plaintextLength(16)) return null;
+    const plain = new Uint8Array(COOKIE_PLAIN_MAX);
+    const aeadId = this.openPlain(cookie, plain);
+    if (aeadId === 0) return null;
+    const keyLength = aeadById(aeadId)!.keyLength;
+    return { aead: aeadId, c2s: plain.slice(2, 2 + keyLength), s2c: plain.slice(2 + keyLength, 2 + 2 * keyLength) };
+  }
+
+  /**
+   * `open` without allocation (the NTS server path): writes the cookie's plaintext (AEAD id u16,
+   * C2S, S2C, padding; at most COOKIE_PLAIN_MAX bytes) at plain[0] and returns the AEAD id, or 0
+   * when no current or previous key opens the cookie. Never throws.
+   */
+  openPlain(cookie: Uint8Array, plain: Uint8Array): AeadId | 0 {
+    if (cookie.length !== COOKIE_LENGTH_15 && cookie.length !== COOKIE_LENGTH_30) return 0;
+    if (plain.length < cookie.length - HEADER_LENGTH - MASTER.tagLength) return 0;
     const id = ((cookie[0]! << 24) | (cookie[1]! << 16) | (cookie[2]! << 8) | cookie[3]!) >>> 0;
-    const k = this.keys.find((m) => m.id === id);
-    if (!k) return null;
-    const plain = MASTER.open(k.key, cookie.subarray(4, HEADER_LENGTH), cookie.subarray(HEADER_LENGTH), [
-      cookie.subarray(0, 4),
-    ]);
-    if (!plain || plain.length < 2) return null;
+    let k = this.prepared[0]!;
+    if (k.id !== id) {
+      const previous = this.prepared[1];
+      if (!previous || previous.id !== id) return 0;
+      k = previous;
+    }
+    const n = k.aead.openInto(cookie.subarray(4, HEADER_LENGTH), cookie.subarray(HEADER_LENGTH), k.idBytes, plain, 0);
+    if (n < 2) return 0;
     const aeadId = (plain[0]! << 8) | plain[1]!;
     const aead = isAeadId(aeadId) ? aeadById(aeadId) : undefined;
-    if (!aead || plain.length !== plaintextLength(aead.keyLength)) return null;
-    return {
-      aead: aead.id,
-      c2s: plain.slice(2, 2 + aead.keyLength),
-      s2c: plain.slice(2 + aead.keyLength, 2 + 2 * aead.keyLength),
-    };
+    if (!aead || n !== plaintextLength(aead.keyLength)) return 0;
+    return aead.id;
+  }
+
+  /**
+   * `seal` of a plaintext as `openPlain` returns it (exactly plaintextLength bytes: 68 for AEAD
+   * 15, 36 for 30) under the current key, written at out[offset]; returns the cookie's length.
+   */
+  sealPlain(plain: Uint8Array, out: Uint8Array, offset: number): number {
+    const k = this.prepared[0]!;
+    this.nonces.fill(this.nonce, 0, NONCE_LENGTH);
+    out.set(k.idBytes, offset);
+    out.set(this.nonce, offset + 4);
+    return HEADER_LENGTH + k.aead.sealInto(this.nonce, plain, k.idBytes, out, offset + HEADER_LENGTH);
   }
 
   /** The keys as text for the `ntsdumpdir` key file. */
@@ -163,4 +200,14 @@ function plaintextLength(keyLength: number): number {
 /** Length of the cookies sealed for this AEAD (104 for 15, 72 for 30). */
 export function cookieLength(aead: AeadId): number {
   return HEADER_LENGTH + MASTER.tagLength + plaintextLength(aeadById(aead)!.keyLength);
+}
+
+const COOKIE_LENGTH_15 = HEADER_LENGTH + MASTER.tagLength + plaintextLength(32);
+const COOKIE_LENGTH_30 = HEADER_LENGTH + MASTER.tagLength + plaintextLength(16);
+/** Longest cookie plaintext: AEAD id, two 32-byte keys, padding (68 bytes). */
+export const COOKIE_PLAIN_MAX = plaintextLength(32);
+
+/** Bytes of a cookie's plaintext for an AEAD whose keys have `keyLength` bytes. */
+export function cookiePlainLength(keyLength: number): number {
+  return plaintextLength(keyLength);
 }

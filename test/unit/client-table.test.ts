@@ -7,12 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ClientTable } from '../../src/ntp/client-table.js';
+import { ClientTable, setNtpWords, writeNtpTime } from '../../src/ntp/client-table.js';
+import { Prng } from '../../src/sim/prng.js';
+import { formatAddressWords } from '../../src/ntp/ipaddr.js';
 import { NtpServer } from '../../src/ntp/server.js';
 import { clientLogEntries } from '../../src/config/engine-options.js';
 import { decodePacket } from '../../src/ntp/packet.js';
 import { clientRequestBytes } from '../support/ntp-packets.js';
-import { NS_PER_S } from '../../src/time/ntp-time.js';
+import { NS_PER_S, instantToNtp64 } from '../../src/time/ntp-time.js';
 import type { ReferenceState } from '../../src/engine/types.js';
 
 const T0 = 1_750_000_000n * NS_PER_S;
@@ -46,7 +48,7 @@ function spoofed(i: number): string {
   return Buffer.from(s, 'latin1').toString('latin1');
 }
 
-test('a flood of 300,000 distinct spoofed addresses: the table never exceeds its limit and the heap stays within the limit × 256 bytes', () => {
+test('a flood of 300,000 distinct spoofed addresses: the table never exceeds its limit and the heap stays within the limit × 128 bytes', () => {
   const limit = clientLogEntries(1920 * 4096); // 65536 entries (7.5 MiB in chrony's terms)
   assert.equal(limit, 65536);
   const req = clientRequestBytes();
@@ -68,9 +70,9 @@ test('a flood of 300,000 distinct spoofed addresses: the table never exceeds its
   const stats = server.stats();
   assert.equal(stats.clientLogSizeActive, limit);
   assert.equal(stats.clientLogRecordsDropped, 300_000 - limit); // chronyc's "Client log records dropped"
-  // Derived bound: ~84 bytes of columns + the address slot + a Map entry (≤ 56) + a flat string
-  // (≤ 56) per entry is under 256; nothing else may grow with the flood.
-  assert.ok(grown < limit * 256, `heap grew ${grown} bytes for ${limit} entries`);
+  // Derived bound: 94 bytes of columns + 8 of hash index per entry (no strings, no objects) is
+  // under 128; nothing else may grow with the flood.
+  assert.ok(grown < limit * 128, `heap grew ${grown} bytes for ${limit} entries`);
   assert.ok(grown < atFull * 1.25 + 1_000_000, `grew ${atFull} at full, ${grown} after 300k addresses`);
   // serverstats' figure is the real thing, within 35%.
   const est = stats.clientLogMemory;
@@ -165,4 +167,93 @@ test('noclientlog: no client is listed and no interleaved answer, but ratelimit 
 test('the table limit is checked', () => {
   assert.throws(() => new ClientTable(0), RangeError);
   assert.throws(() => new ClientTable(2 ** 24 + 1), RangeError);
+});
+
+test('the hash index against a model LRU: 200,000 random touches of 300 addresses (IPv4, IPv6, names) in a table of 64', () => {
+  const r = new Prng(11);
+  const pool: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    const w = r.nextU32();
+    pool.push(
+      i % 3 === 0
+        ? formatAddressWords(4, w, 0, 0, 0)
+        : i % 3 === 1
+          ? formatAddressWords(6, 0x20010db8, 0, w & 0xff, w) // colliding-looking keys, few bits apart
+          : `node-${i}`,
+    );
+  }
+  const t = new ClientTable(64, 1);
+  const model = new Map<string, number>(); // address → hits, insertion order = least recent first
+  let evicted = 0;
+  for (let k = 0; k < 200_000; k++) {
+    const a = pool[r.nextU32() % (k % 1000 < 500 ? 80 : 300)]!; // phases of locality
+    t.touch(a, T0 + BigInt(k), 1);
+    const hits = model.get(a);
+    model.delete(a);
+    if (hits === undefined && model.size >= 64) {
+      model.delete(model.keys().next().value!);
+      evicted++;
+    }
+    model.set(a, (hits ?? 0) + 1);
+    if (k % 10_007 === 0 || k === 199_999) {
+      const rows = [...t.rows()];
+      assert.deepEqual(
+        rows.map((x) => [x.address, x.hits]),
+        [...model].reverse(),
+      );
+    }
+  }
+  assert.equal(t.size, 64);
+  assert.equal(t.evicted, evicted);
+});
+
+test('touch(address) and touchWords give the same rows; times survive an epoch rebase after 200 days', () => {
+  const a = new ClientTable(16, 5);
+  const b = new ClientTable(16, 5);
+  const day = 86_400n * NS_PER_S;
+  const times = [T0 + 123n, T0 + 999_999_999n, T0 + NS_PER_S, T0 + 200n * day + 7n, T0 + 400n * day + 1n];
+  const words = Int32Array.of(0xc0000201 | 0, 0, 0, 0, 0x20010db8, 0, 0, 9);
+  for (const rx of times) {
+    const time = Float64Array.of(Number(rx / NS_PER_S), Number(rx % NS_PER_S));
+    assert.equal(a.touch('192.0.2.1', rx, 4), b.touchWords(4, words, 0, time, 0, 4));
+    assert.equal(a.touch('2001:db8::9', rx, 4), b.touchWords(6, words, 4, time, 0, 4));
+  }
+  assert.deepEqual([...a.rows()], [...b.rows()]);
+  const row = [...a.rows()].find((x) => x.address === '192.0.2.1')!;
+  // Times more than 2^53 ns (104 days) from the epoch keep their nanoseconds to within a few.
+  const near = (x: bigint, y: bigint): boolean => (x > y ? x - y : y - x) <= 4n;
+  assert.ok(near(row.firstSeen, T0 + 123n), String(row.firstSeen));
+  assert.ok(near(row.prevSeen!, T0 + 200n * day + 7n), String(row.prevSeen));
+  assert.equal(row.lastSeen, T0 + 400n * day + 1n);
+  // The TX time saved for interleaved mode keeps its nanoseconds.
+  const slot = a.touch('192.0.2.1', T0 + 400n * day + 5n, 4);
+  const tag = a.saveAnswer(slot, 1n, T0 + 400n * day + 123_456_789n, 0);
+  assert.equal(a.lastTx(slot), T0 + 400n * day + 123_456_789n);
+  a.refineTxTime(tag, Number((T0 + 400n * day) / NS_PER_S), 2_000_000_001);
+  assert.equal(a.lastTx(slot), T0 + 400n * day + 2n * NS_PER_S + 1n);
+});
+
+test('setNtpWords and writeNtpTime round exactly as instantToNtp64, across the 2036 era rollover', () => {
+  const r = new Prng(3);
+  const hi = new Uint32Array(1);
+  const lo = new Uint32Array(1);
+  const bytes = new Uint8Array(8);
+  const era = 2_085_978_496; // 2036-02-07T06:28:16Z, NTP seconds wrap to 0
+  // Nanosecond counts whose fraction lies exactly half-way (mod 5^9) below or at the rounding point.
+  const ties: number[] = [];
+  for (let ns = 0; ties.length < 6 && ns < 1e9; ns++) {
+    const rem = (ns * 8_388_608) % 1_953_125;
+    if (rem === 976_563 || rem === 976_562) ties.push(ns);
+  }
+  assert.ok(ties.length === 6);
+  for (let k = 0; k < 100_000; k++) {
+    const s = k % 2 ? era - 2 + (r.nextU32() % 4) : 1_750_000_000 + (r.nextU32() % 1000);
+    const edge = [0, 1, 116, 117, 232, 233, 999_999_999, 500_000_000, ...ties];
+    const ns = k < 2000 ? edge[k % edge.length]! : r.nextU32() % 1_000_000_000;
+    setNtpWords(hi, lo, 0, s, ns);
+    const want = instantToNtp64(BigInt(s) * NS_PER_S + BigInt(ns));
+    assert.equal((BigInt(hi[0]!) << 32n) | BigInt(lo[0]!), want, `${s} s ${ns} ns`);
+    writeNtpTime(bytes, 0, Float64Array.of(s, ns), 0);
+    assert.equal(Buffer.from(bytes).readBigUInt64BE(0), want, `${s} s ${ns} ns`);
+  }
 });

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  corridorEstimate,
+  corridorFit,
   countRuns,
   criticalRuns,
   findBestRegression,
@@ -123,4 +125,86 @@ test('SourceStats with one and two samples', () => {
   st.add({ ...s, time: addSeconds(t0, 100), offset: 0.1 + 100 * 50e-6 });
   assert.ok(Math.abs(st.estimate!.frequency - 50e-6) < 1e-12);
   assert.ok(Math.abs(st.estimate!.skew - 1e-3 / (Math.sqrt(3) * 100)) < 1e-12);
+});
+
+test('corridor: the widest empty strip between the T3 − T4 and T2 − T1 points', () => {
+  // Offset line 1e-4 + 3e-6·x, base delay 200 µs each way; one fast exchange at each end.
+  const x = [-40, -30, -20, -10, 0];
+  const line = (t: number): number => 1e-4 + 3e-6 * t;
+  const up = [500e-6, 200e-6, 900e-6, 700e-6, 200e-6];
+  const down = [200e-6, 800e-6, 600e-6, 200e-6, 400e-6];
+  const u = x.map((t, i) => line(t) + up[i]!); // T2 − T1
+  const l = x.map((t, i) => line(t) - down[i]!); // T3 − T4
+  const c = corridorFit(x, u, l);
+  assert.ok(Math.abs(c.intercept - 1e-4) < 1e-12, `intercept ${c.intercept}`);
+  assert.ok(Math.abs(c.slope - 3e-6) < 1e-12, `slope ${c.slope}`);
+  assert.ok(Math.abs(c.halfWidth - 200e-6) < 1e-12, `half width ${c.halfWidth}`);
+  // One point alone: its own offset.
+  const one = corridorFit([0], [5e-4], [1e-4]);
+  assert.ok(Math.abs(one.intercept - 3e-4) < 1e-15);
+});
+
+test('corridor beats the regression with one-sided jitter, and is not biased by it', () => {
+  // Exponential jitter of 500 µs on the way up only (the asymmetric bench path): the offsets of
+  // a plain regression are biased by +250 µs; the corridor's error is a few µs.
+  const rng = new Prng(7);
+  let sumC = 0;
+  let sumR = 0;
+  const runs = 200;
+  for (let r = 0; r < runs; r++) {
+    const x: number[] = [];
+    const theta: number[] = [];
+    const delay: number[] = [];
+    for (let i = 0; i < 32; i++) {
+      const up = 100e-6 + rng.exponential(500e-6);
+      const down = 100e-6 + rng.exponential(50e-6);
+      x.push(-4 * (31 - i));
+      theta.push(2e-6 * x[i]! + (up - down) / 2);
+      delay.push(up + down);
+    }
+    const c = corridorEstimate(x, theta, delay);
+    const reg = weightedRegression(
+      x,
+      theta,
+      x.map(() => 1),
+    );
+    sumC += c.intercept;
+    sumR += reg.intercept;
+    assert.ok(c.interceptSd > 0 && c.interceptSd < 50e-6, `sd ${c.interceptSd}`);
+  }
+  assert.ok(Math.abs(sumC / runs) < 5e-6, `corridor mean ${sumC / runs}`);
+  assert.ok(sumR / runs > 200e-6, `regression mean ${sumR / runs}`);
+});
+
+test('SourceStats uses the fastest exchanges of each direction: one-sided jitter, no bias', () => {
+  // The bench's asymmetric path: 100 µs base each way, exp 500 µs up, exp 50 µs down, 4-s polls,
+  // true offset 0. The raw offsets average +225 µs. The asymmetry-corrected regression alone
+  // was off by up to 58 µs over these seeds (RMS 24); with the corridor, 24 µs (RMS 13).
+  const t0 = 1_700_000_000_000_000_000n;
+  let worst = 0;
+  for (let seed = 1; seed <= 20; seed++) {
+    const rng = new Prng(seed);
+    const st = new SourceStats();
+    for (let i = 0; i < 40; i++) {
+      const up = 100e-6 + rng.exponential(500e-6);
+      const down = 100e-6 + rng.exponential(50e-6);
+      st.add({
+        time: addSeconds(t0, i * 4),
+        offset: (up - down) / 2,
+        measuredOffset: 0,
+        delay: up + down,
+        dispersion: 1e-6,
+        rootDelay: 0,
+        rootDispersion: 0,
+        stratum: 1,
+        leap: 0,
+        refId: 1,
+      });
+    }
+    worst = Math.max(worst, Math.abs(st.estimate!.offset));
+    // One statistics line per fit, with what the runs test dropped.
+    assert.equal(st.fits, 40);
+    assert.ok(st.droppedByLastFit >= 0 && st.stress >= 0);
+  }
+  assert.ok(worst < 40e-6, `worst |offset| ${worst}`);
 });

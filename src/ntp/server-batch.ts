@@ -1,0 +1,439 @@
+/**
+ * The NTP server over batched sockets (src/io/batch-udp.ts): answers a whole recvmmsg batch of
+ * requests from the socket's RX slots into its TX slots, with the same results as
+ * `NtpServer.handleRequest` on the same server (its client table, counters, options).
+ *
+ * A plain request (mode 3, NTPv1..4, exactly 48 bytes: no extension field, no MAC) on a server
+ * without `smoothtime` offset or ntp.conf `restrict` limits is answered in place without
+ * allocating: the address stays as words (access check, client table row), times stay as
+ * doubles and NTP words, and the answer is a 24-byte template (rebuilt only when the reference
+ * changes) patched with the request's version and poll plus three timestamps. Everything else
+ * (v1 mode 0, MACs, NTS, malformed, smoothing, restrict) goes through `handleRequest` with
+ * strings and bigints, and its answer is copied into the slot; mode 6 goes to `onOther`.
+ *
+ * Transmit timestamps: a basic answer gets TX_STAMP (the socket writes T3 next to sendmsg()),
+ * and `sent()` saves that T3 as the client's TX time for interleaved mode; answers to clients
+ * that may use interleaved mode ask for a kernel TX timestamp (TX_WANT_TIMESTAMP), which
+ * `txStamps()` puts in place of it. Until then an interleaved answer's own TX time is its
+ * request's RX time (it carries the previous answer's TX time, so it cannot be stamped).
+ *
+ * TX timestamp ids are per socket: pass the socket to `txStamps` when one BatchServer serves
+ * several sockets.
+ */
+import type { Endpoint, ReferenceState } from '../engine/types.js';
+import type { Instant } from '../time/ntp-time.js';
+import { NS_PER_S, instantToNtp64 } from '../time/ntp-time.js';
+import type { NtpServer, ServerCounters } from './server.js';
+import type { ClientTable } from './client-table.js';
+import { writeNtpTime } from './client-table.js';
+import { formatAddressWords } from './ipaddr.js';
+import { encodePacket, MODE_CLIENT, MODE_CONTROL, MODE_SERVER } from './packet.js';
+
+/** The socket buffers BatchServer works on (contract C1; src/io/batch-udp.ts implements it). */
+export interface ServerBatchIo {
+  readonly batch: number;
+  readonly slotBytes: number;
+  readonly rxData: Uint8Array;
+  /** batch × 8: [len, family, port, a0, a1, a2, a3, flags] */
+  readonly rxMeta: Int32Array;
+  /** batch × 2: [unix seconds, nanoseconds] */
+  readonly rxTime: Float64Array;
+  readonly txData: Uint8Array;
+  readonly txMeta: Int32Array;
+  readonly txId: Int32Array;
+}
+
+export interface BatchServerOptions {
+  /** Datagrams the NTP server does not answer itself (mode 6 → ntpq responder, ...): a copy. */
+  onOther?(data: Uint8Array, from: Endpoint, rx: Instant): void;
+  /**
+   * The clock, for the transmit timestamp of answers that cannot be stamped at send time
+   * (signed or smoothed ones, built by `handleRequest`); without it they carry the RX time.
+   */
+  now?(): Instant;
+}
+
+// Slot metadata layout and flags (contract C1; the same values as src/io/batch-udp.ts).
+const META_INTS = 8;
+const M_LEN = 0;
+const M_FAMILY = 1;
+const M_PORT = 2;
+const M_A0 = 3;
+const M_FLAGS = 7;
+const RX_TRUNCATED = 2;
+const TX_STAMP = 1;
+const TX_WANT_TIMESTAMP = 2;
+
+/** TX-stamp ids remembered per socket (a power of 2); a stamp arriving later is ignored. */
+const TX_RING = 4096;
+
+interface TxRing {
+  io: ServerBatchIo;
+  ids: Int32Array;
+  tags: Int32Array;
+}
+
+export class BatchServer {
+  private readonly table: ClientTable | undefined;
+  private readonly counters: ServerCounters;
+  /** Bytes 0..23 of every plain answer (version bits and poll patched per request). */
+  private readonly template = new Uint8Array(24);
+  private templateReady = false;
+  private readonly refCache = {
+    synchronized: false,
+    leap: 0,
+    stratum: 0,
+    refId: 0,
+    refTime: 0n,
+    rootDelay: 0,
+    rootDispersion: 0,
+    precision: 0,
+  };
+  /** TX tag of the answer in each TX slot of the last `process` (0 = none), and its socket. */
+  private slotTags = new Int32Array(0);
+  private slotIo: ServerBatchIo | null = null;
+  private slotCount = 0;
+  private readonly rings: TxRing[] = [];
+  /**
+   * The RX time of the request being answered: [Unix seconds, ns (0 ≤ ns < 10^9)]. Numbers
+   * beyond small integers stay in typed arrays on the plain path: passed to a function that is
+   * not inlined, they would be boxed (allocated).
+   */
+  private readonly rxT = new Float64Array(2);
+
+  constructor(
+    private readonly server: NtpServer,
+    private readonly opts: BatchServerOptions = {},
+  ) {
+    this.table = server.table;
+    this.counters = server.counters;
+  }
+
+  /**
+   * Answers rx slots [0,n) into tx slots; returns how many tx slots to send. `offsetNs`: the
+   * daemon clock minus CLOCK_REALTIME for this batch (0 for the system clock), applied to the RX
+   * stamps (and the caller sets txOffsetNs[0] to the same value for TX_STAMP).
+   */
+  process(io: ServerBatchIo, n: number, offsetNs: number, ref: ReferenceState): number {
+    n = Math.min(n, io.batch);
+    if (this.slotTags.length < io.batch) this.slotTags = new Int32Array(io.batch);
+    this.slotIo = io;
+    this.updateTemplate(ref);
+    const so = this.server.opts;
+    const plainOk = !so.restrictLimit && (ref.smoothOffset ?? 0) === 0;
+    const meta = io.rxMeta;
+    const data = io.rxData;
+    let out = 0;
+    for (let i = 0; i < n; i++) {
+      const m = i * META_INTS;
+      const len = meta[m + M_LEN]!;
+      const off = i * io.slotBytes;
+      // RX stamp + offset, normalised (offsetNs may be any integer).
+      const ns = io.rxTime[2 * i + 1]! + offsetNs;
+      let carry = Math.floor(ns / 1e9);
+      let rest = ns - carry * 1e9;
+      if (rest < 0) {
+        rest += 1e9;
+        carry--;
+      } else if (rest >= 1e9) {
+        rest -= 1e9;
+        carry++;
+      }
+      this.rxT[0] = io.rxTime[2 * i]! + carry;
+      this.rxT[1] = rest;
+      const b0 = len > 0 ? data[off]! : 0;
+      if (len > 0 && (b0 & 7) === MODE_CONTROL && this.opts.onOther) {
+        this.opts.onOther(data.slice(off, off + len), this.endpoint(meta, m), this.rxInstant());
+        continue;
+      }
+      this.slotTags[out] = 0;
+      let answered: boolean;
+      if (meta[m + M_FLAGS]! & RX_TRUNCATED) {
+        answered = this.dropTruncated(meta, m, b0);
+      } else {
+        const version = (b0 >> 3) & 7;
+        answered =
+          plainOk && len === 48 && (b0 & 7) === MODE_CLIENT && version >= 1 && version <= 4
+            ? this.answerPlain(io, i, out, version)
+            : this.answerOther(io, i, out, ref);
+      }
+      if (answered) out++;
+    }
+    this.slotCount = out;
+    return out;
+  }
+
+  /** After the socket sent slots [0,count): remembers txId → client row for kernel TX stamps. */
+  sent(io: ServerBatchIo, count: number): void {
+    if (io !== this.slotIo || !this.table) return;
+    count = Math.min(count, this.slotCount);
+    const ring = this.ringFor(io);
+    const d = io.txData;
+    for (let j = 0; j < count; j++) {
+      const tag = this.slotTags[j]!;
+      if (tag === 0) continue;
+      const flags = io.txMeta[j * META_INTS + M_FLAGS]!;
+      // The T3 the socket wrote is this answer's TX time until a kernel stamp refines it.
+      if (flags & TX_STAMP) this.table.setTxAt(tag, d, j * io.slotBytes + 40);
+      if (flags & TX_WANT_TIMESTAMP && io.txId[j] !== -1) {
+        const k = io.txId[j]! & (TX_RING - 1);
+        ring.ids[k] = io.txId[j]!;
+        ring.tags[k] = tag;
+      }
+    }
+  }
+
+  /**
+   * TX stamps from a 'tx' event: ids[i], times[2i..2i+1] = [unix s, ns]. `io`: the socket they
+   * came from (needed only when this BatchServer serves several sockets).
+   */
+  txStamps(ids: Int32Array, times: Float64Array, n: number, offsetNs: number, io?: ServerBatchIo): void {
+    if (!this.table) return;
+    let ring: TxRing | undefined;
+    if (io) {
+      for (let k = 0; k < this.rings.length; k++) if (this.rings[k]!.io === io) ring = this.rings[k];
+    } else if (this.rings.length === 1) ring = this.rings[0];
+    if (!ring) return;
+    for (let i = 0; i < n; i++) {
+      const id = ids[i]!;
+      const k = id & (TX_RING - 1);
+      const tag = ring.tags[k]!;
+      if (tag === 0 || ring.ids[k] !== id) continue;
+      ring.tags[k] = 0;
+      this.table.refineTxTime(tag, times[2 * i]!, times[2 * i + 1]! + offsetNs);
+    }
+  }
+
+  /** The plain path: no allocation. Returns whether tx slot `j` holds an answer. */
+  private answerPlain(io: ServerBatchIo, i: number, j: number, version: number): boolean {
+    const c = this.counters;
+    const so = this.server.opts;
+    const meta = io.rxMeta;
+    const m = i * META_INTS;
+    const family = meta[m + M_FAMILY] === 4 ? 4 : 6;
+    c.received++;
+    const a = m + M_A0;
+    const allowed = so.accessWordsAt
+      ? so.accessWordsAt(family, meta, a)
+      : so.accessWords
+        ? so.accessWords(family, meta[a]!, meta[a + 1]!, meta[a + 2]!, meta[a + 3]!)
+        : so.access(formatAddressWords(family, meta[a]!, meta[a + 1]!, meta[a + 2]!, meta[a + 3]!));
+    if (!allowed) {
+      c.drop('denied', undefined, -1);
+      return false;
+    }
+
+    const table = this.table;
+    const rate = so.ratelimit;
+    const entry = table ? table.touchWords(family, meta, m + M_A0, this.rxT, 0, rate?.burst ?? 0) : -1;
+    let kod = false;
+    if (rate) {
+      const d = table!.limitRate(entry, rate, so.random);
+      if (d === 'drop') {
+        c.drop('ratelimit', table, entry);
+        return false;
+      }
+      kod = d === 'kod';
+    }
+
+    const rq = io.rxData;
+    const ro = i * io.slotBytes;
+    const tx = io.txData;
+    const to = j * io.slotBytes;
+    const logging = this.server.logging && entry >= 0;
+    const interleaved =
+      logging &&
+      version === 4 &&
+      nonZero8(rq, ro + 24) &&
+      table!.rxNtpIsAt(entry, rq, ro + 24) &&
+      !equal8(rq, ro + 32, ro + 40);
+
+    // Header from the template; version, poll and (KoD) leap, stratum, refid patched.
+    const t = this.template;
+    for (let b = 0; b < 24; b++) tx[to + b] = t[b]!;
+    tx[to] = t[0]! | (version << 3);
+    tx[to + 2] = rq[ro + 2]!;
+    if (kod) {
+      tx[to] = (3 << 6) | (version << 3) | MODE_SERVER;
+      tx[to + 1] = 0;
+      tx[to + 12] = 0x52; // "RATE"
+      tx[to + 13] = 0x41;
+      tx[to + 14] = 0x54;
+      tx[to + 15] = 0x45;
+    }
+    // Origin: the request's transmit (basic) or receive (interleaved) timestamp.
+    const org = interleaved ? ro + 32 : ro + 40;
+    for (let b = 0; b < 8; b++) tx[to + 24 + b] = rq[org + b]!;
+    writeNtpTime(tx, to + 32, this.rxT, 0);
+    if (interleaved) {
+      c.interleaved++;
+      table!.markInterleaved(entry);
+      table!.copyTxNtp(entry, tx, to + 40); // the previous answer's TX time
+    } else {
+      for (let b = 0; b < 8; b++) tx[to + 40 + b] = tx[to + 32 + b]!; // the socket writes T3 here
+    }
+
+    let flags = interleaved ? 0 : TX_STAMP;
+    if (logging) {
+      this.slotTags[j] = table!.saveAnswerAt(entry, tx, to + 32, 0);
+      if (interleaved || mayInterleave(rq, ro) || table!.interleavedSeen(entry)) flags |= TX_WANT_TIMESTAMP;
+    }
+    this.writeTxMeta(io, i, j, 48, flags);
+    return true;
+  }
+
+  /** Everything but the plain path: `handleRequest`, its answer copied into tx slot `j`. */
+  private answerOther(io: ServerBatchIo, i: number, j: number, ref: ReferenceState): boolean {
+    const m = i * META_INTS;
+    const len = Math.max(0, Math.min(io.rxMeta[m + M_LEN]!, io.slotBytes));
+    const ro = i * io.slotBytes;
+    const rq = io.rxData;
+    const rx = this.rxInstant();
+    const out = this.server.handleRequest(
+      rq.slice(ro, ro + len),
+      this.endpoint(io.rxMeta, m),
+      rx,
+      this.opts.now?.() ?? rx,
+      ref,
+    );
+    if (!out || out.data.length > io.slotBytes) return false;
+    io.txData.set(out.data, j * io.slotBytes);
+    let flags = out.stampTransmit ? TX_STAMP : 0;
+    const tag = out.txTag ?? 0;
+    if (tag !== 0) {
+      this.slotTags[j] = tag;
+      const slot = this.table!.tagSlot(tag);
+      const may = len >= 48 && mayInterleave(rq, ro);
+      if (may || (slot >= 0 && this.table!.interleavedSeen(slot))) flags |= TX_WANT_TIMESTAMP;
+    }
+    this.writeTxMeta(io, i, j, out.data.length, flags);
+    return true;
+  }
+
+  /**
+   * A datagram longer than the slot: counted as `handleRequest` would count it whole (denied,
+   * bad version or mode, else oversize — exact when slots hold MAX_PACKET_LENGTH bytes).
+   */
+  private dropTruncated(meta: Int32Array, m: number, b0: number): false {
+    const c = this.counters;
+    c.received++;
+    const from = this.endpoint(meta, m);
+    const version = (b0 >> 3) & 7;
+    const mode = b0 & 7;
+    let reason = 'oversize';
+    if (!this.server.opts.access(from.address)) reason = 'denied';
+    else if (version < 1 || version > 4) reason = 'version';
+    else if (mode === 6 || mode === 7) reason = 'mode';
+    c.drop(reason, undefined, -1);
+    return false;
+  }
+
+  private writeTxMeta(io: ServerBatchIo, i: number, j: number, len: number, flags: number): void {
+    const rm = io.rxMeta;
+    const tm = io.txMeta;
+    const r = i * META_INTS;
+    const t = j * META_INTS;
+    tm[t + M_LEN] = len;
+    tm[t + M_FAMILY] = rm[r + M_FAMILY]!;
+    tm[t + M_PORT] = rm[r + M_PORT]!;
+    tm[t + M_A0] = rm[r + M_A0]!;
+    tm[t + M_A0 + 1] = rm[r + M_A0 + 1]!;
+    tm[t + M_A0 + 2] = rm[r + M_A0 + 2]!;
+    tm[t + M_A0 + 3] = rm[r + M_A0 + 3]!;
+    tm[t + M_FLAGS] = flags;
+  }
+
+  private rxInstant(): Instant {
+    return BigInt(this.rxT[0]!) * NS_PER_S + BigInt(this.rxT[1]!);
+  }
+
+  private endpoint(meta: Int32Array, m: number): Endpoint {
+    const family = meta[m + M_FAMILY] === 4 ? 4 : 6;
+    const a = m + M_A0;
+    return {
+      address: formatAddressWords(family, meta[a]!, meta[a + 1]!, meta[a + 2]!, meta[a + 3]!),
+      port: meta[m + M_PORT]!,
+    };
+  }
+
+  private ringFor(io: ServerBatchIo): TxRing {
+    for (let k = 0; k < this.rings.length; k++) if (this.rings[k]!.io === io) return this.rings[k]!;
+    const r: TxRing = { io, ids: new Int32Array(TX_RING), tags: new Int32Array(TX_RING) };
+    this.rings.push(r);
+    return r;
+  }
+
+  /** Rebuilds the answer template when a field of the reference state changed. */
+  private updateTemplate(ref: ReferenceState): void {
+    const c = this.refCache;
+    if (
+      this.templateReady &&
+      c.synchronized === ref.synchronized &&
+      c.leap === ref.leap &&
+      c.stratum === ref.stratum &&
+      c.refId === ref.refId &&
+      c.refTime === ref.refTime &&
+      c.rootDelay === ref.rootDelay &&
+      c.rootDispersion === ref.rootDispersion &&
+      c.precision === ref.precision
+    ) {
+      return;
+    }
+    this.templateReady = true;
+    c.synchronized = ref.synchronized;
+    c.leap = ref.leap;
+    c.stratum = ref.stratum;
+    c.refId = ref.refId;
+    c.refTime = ref.refTime;
+    c.rootDelay = ref.rootDelay;
+    c.rootDispersion = ref.rootDispersion;
+    c.precision = ref.precision;
+    // The same fields as handleRequest's answer (version 0 and poll 0: patched per request).
+    const sync = ref.synchronized;
+    const header = encodePacket({
+      leap: sync ? ref.leap : 3,
+      version: 0,
+      mode: MODE_SERVER,
+      stratum: sync && ref.stratum > 0 && ref.stratum < 16 ? ref.stratum : 0,
+      poll: 0,
+      precision: ref.precision,
+      rootDelay: sync ? ref.rootDelay : 1,
+      rootDispersion: sync ? ref.rootDispersion : 1,
+      refId: sync ? ref.refId >>> 0 : 0,
+      refTime: sync && ref.refTime !== 0n ? instantToNtp64(ref.refTime) : 0n,
+      origin: 0n,
+      receive: 0n,
+      transmit: 0n,
+      extensions: [],
+    });
+    this.template.set(header.subarray(0, 24));
+  }
+}
+
+/**
+ * Whether the request at b[o..] has receive and transmit timestamps both set and different, as
+ * chrony's xleave client sends.
+ */
+function mayInterleave(b: Uint8Array, o: number): boolean {
+  let rcv = 0;
+  let xmt = 0;
+  let diff = 0;
+  for (let k = 0; k < 8; k++) {
+    rcv |= b[o + 32 + k]!;
+    xmt |= b[o + 40 + k]!;
+    diff |= b[o + 32 + k]! ^ b[o + 40 + k]!;
+  }
+  return rcv !== 0 && xmt !== 0 && diff !== 0;
+}
+
+function nonZero8(b: Uint8Array, o: number): boolean {
+  let v = 0;
+  for (let k = 0; k < 8; k++) v |= b[o + k]!;
+  return v !== 0;
+}
+
+function equal8(b: Uint8Array, x: number, y: number): boolean {
+  let v = 0;
+  for (let k = 0; k < 8; k++) v |= b[x + k]! ^ b[y + k]!;
+  return v === 0;
+}
