@@ -70,6 +70,8 @@ export interface ServerWorkersOptions {
   onFatal(message: string): void;
   /** Tests: the worker script. */
   workerUrl?: URL;
+  /** Tests: the period of the background push (default 250 ms). */
+  pushIntervalMs?: number;
 }
 
 interface Slot {
@@ -121,7 +123,7 @@ export class ServerWorkers {
         sockets: [],
       });
     }
-    this.pushTimer = setInterval(() => this.push(), PUSH_INTERVAL_MS);
+    this.pushTimer = setInterval(() => this.push(), opts.pushIntervalMs ?? PUSH_INTERVAL_MS);
     this.pushTimer.unref();
   }
 

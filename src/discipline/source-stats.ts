@@ -23,7 +23,7 @@ const ASYM_MIN = 0.45;
 const ASYM_MIN_RUN = 10;
 const ASYM_MAX_RUN = 1000;
 /** Below this many fitted samples the corridor's extremes are single draws: regression only. */
-const MIN_CORRIDOR_POINTS = 8;
+const MIN_CORRIDOR_POINTS = 6;
 
 export interface StoredSample {
   time: Instant; // virtual local time

@@ -372,8 +372,15 @@ describe('rubidiumd serving with batched sockets and server workers', { skip }, 
         ).catch((e: Error) => {
           throw new Error(`${e.message}\n${client.proc.tail()}\n${server.proc.tail()}`);
         });
-        // A few more rotations while the client keeps polling with the cookies the workers seal.
-        await sleep(7_000);
+        // A few more rotations while the client keeps polling with the cookies the workers seal
+        // (waited for, not timed: a loaded machine starts the daemons late).
+        const rotationsSoFar = (): number => server.proc.output().match(/NTS: server keys rotated/g)?.length ?? 0;
+        await waitFor(async () => rotationsSoFar() >= 3 || null, {
+          timeoutMs: 30_000,
+          intervalMs: 250,
+          what: 'three NTS key rotations',
+        });
+        await sleep(4_000);
         const auth = await client.query<AuthDataReport[]>('authdata');
         assert.equal(auth[0]!.mode, 'nts');
         assert.equal(auth[0]!.naks, 0, JSON.stringify(auth));

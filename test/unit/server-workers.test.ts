@@ -365,6 +365,8 @@ function fakeSetup(crash: boolean) {
     onMode6: () => {},
     onFatal: () => {},
     workerUrl: pathToFileURL(script),
+    // Only the test's own push() calls: a loaded machine must not add background pushes.
+    pushIntervalMs: 2 ** 30,
   };
   return {
     opts,
