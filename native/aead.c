@@ -257,16 +257,6 @@ static siv_key* siv_new(void) {
 /* Distinguishes our handles from any other external (type confusion would be memory-unsafe). */
 static const napi_type_tag SIV_TAG = {0x7a1c5e0d2b3f4a61ULL, 0x9e84c6f1d05b2a37ULL};
 
-static napi_value throw_type(napi_env env, const char* msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
-}
-
-static napi_value throw_range(napi_env env, const char* msg) {
-  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-  return NULL;
-}
-
 static napi_value throw_crypto(napi_env env, siv_key* k) {
   /* Whatever state the contexts are in, the next call starts from a fresh key setup. */
   k->keyed = false;

@@ -2,6 +2,8 @@
 #ifndef RUBIDIUM_INTERNAL_H
 #define RUBIDIUM_INTERNAL_H
 #include <node_api.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -38,5 +40,28 @@ static inline void rb_stamp_ntp(uint8_t* p, int64_t offset_ns) {
     v >>= 8;
   }
 }
+
+/* native/napi-util.c: each throw helper returns NULL so callers can `return throw_...(...)`. */
+napi_value rb_throw_type(napi_env env, const char* msg);
+napi_value rb_throw_range(napi_env env, const char* msg);
+/* Error with `code` (ENOENT, ...) and `errno`, message "what: strerror (CODE)". */
+napi_value rb_throw_errno(napi_env env, const char* what, int err);
+/* Integer-valued number in [min, max]: 0, or -1 with an exception pending. */
+int rb_get_int(napi_env env, napi_value v, const char* name, int64_t min, int64_t max, int64_t* out);
+#define throw_type rb_throw_type
+#define throw_range rb_throw_range
+#define throw_errno rb_throw_errno
+#define get_int rb_get_int
+
+/* Returns NULL from the calling N-API function when `call` fails (throwing if nothing is pending). */
+#define CHECK(call)                                                                 \
+  do {                                                                              \
+    if ((call) != napi_ok) {                                                        \
+      bool pending_ = false;                                                        \
+      napi_is_exception_pending(env, &pending_);                                    \
+      if (!pending_) napi_throw_error(env, NULL, "internal N-API failure: " #call); \
+      return NULL;                                                                  \
+    }                                                                               \
+  } while (0)
 
 #endif

@@ -55,71 +55,10 @@ enum { TS_NONE = 0, TS_NS = 1, TS_FULL = 2 };
 /* ------------------------------------------------------------------------------------------ */
 /* Error helpers. Each returns NULL so callers can `return throw_...(...)`.                    */
 
-static napi_value throw_type(napi_env env, const char* msg) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-  return NULL;
-}
-
-static napi_value throw_range(napi_env env, const char* msg) {
-  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-  return NULL;
-}
-
-static napi_value throw_errno(napi_env env, const char* what, int err) {
-  char msg[256];
-  const char* name = strerrorname_np(err);
-  char codebuf[16];
-  if (name == NULL) {
-    snprintf(codebuf, sizeof codebuf, "E%d", err);
-    name = codebuf;
-  }
-  snprintf(msg, sizeof msg, "%s: %s (%s)", what, strerror(err), name);
-  napi_value jmsg, jcode, jerr, jerrno;
-  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg) != napi_ok ||
-      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &jcode) != napi_ok ||
-      napi_create_error(env, jcode, jmsg, &jerr) != napi_ok) {
-    napi_throw_error(env, NULL, msg);
-    return NULL;
-  }
-  if (napi_create_int32(env, err, &jerrno) == napi_ok)
-    napi_set_named_property(env, jerr, "errno", jerrno);
-  napi_throw(env, jerr);
-  return NULL;
-}
-
-#define CHECK(call)                                    \
-  do {                                                 \
-    if ((call) != napi_ok) {                           \
-      bool pending_ = false;                           \
-      napi_is_exception_pending(env, &pending_);       \
-      if (!pending_) napi_throw_error(env, NULL, "internal N-API failure: " #call); \
-      return NULL;                                     \
-    }                                                  \
-  } while (0)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Argument helpers: return 0 on success, -1 with a pending JS exception.                     */
 
-static int get_integer(napi_env env, napi_value v, const char* name, int64_t min, int64_t max,
-                       int64_t* out) {
-  char msg[160];
-  napi_valuetype t;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) {
-    snprintf(msg, sizeof msg, "%s must be a number", name);
-    throw_type(env, msg);
-    return -1;
-  }
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) return -1;
-  if (!isfinite(d) || d != floor(d) || d < (double)min || d > (double)max) {
-    snprintf(msg, sizeof msg, "%s must be an integer in [%lld, %lld], got %g", name,
-             (long long)min, (long long)max, d);
-    throw_range(env, msg);
-    return -1;
-  }
-  *out = (int64_t)d;
-  return 0;
-}
 
 static int get_string(napi_env env, napi_value v, const char* name, char* buf, size_t size) {
   char msg[160];
@@ -189,7 +128,7 @@ static napi_value ClockGettime(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 1) return throw_type(env, "clockGettime(clockId) needs a clock id");
   int64_t id;
-  if (get_integer(env, argv[0], "clockId", INT32_MIN, INT32_MAX, &id) != 0) return NULL;
+  if (get_int(env, argv[0], "clockId", INT32_MIN, INT32_MAX, &id) != 0) return NULL;
   struct timespec ts;
   if (clock_gettime((clockid_t)id, &ts) != 0) {
     if (errno == EINVAL) return throw_range(env, "clockGettime: invalid clock id");
@@ -289,25 +228,25 @@ static napi_value Adjtime(napi_env env, napi_callback_info info) {
   int want_status = 0;
   if ((r = get_opt_prop(env, o, "status", &v)) < 0) return NULL;
   if (r) {
-    if (get_integer(env, v, "status", 0, 0xffff, &set_bits) != 0) return NULL;
+    if (get_int(env, v, "status", 0, 0xffff, &set_bits) != 0) return NULL;
     want_status = 1;
   }
   if ((r = get_opt_prop(env, o, "clearStatus", &v)) < 0) return NULL;
   if (r) {
-    if (get_integer(env, v, "clearStatus", 0, 0xffff, &clear_bits) != 0) return NULL;
+    if (get_int(env, v, "clearStatus", 0, 0xffff, &clear_bits) != 0) return NULL;
     want_status = 1;
   }
   if ((r = get_opt_prop(env, o, "maxErrorUs", &v)) < 0) return NULL;
   if (r) {
     int64_t us;
-    if (get_integer(env, v, "maxErrorUs", 0, INT32_MAX, &us) != 0) return NULL;
+    if (get_int(env, v, "maxErrorUs", 0, INT32_MAX, &us) != 0) return NULL;
     tx.modes |= ADJ_MAXERROR;
     tx.maxerror = (long)us;
   }
   if ((r = get_opt_prop(env, o, "estErrorUs", &v)) < 0) return NULL;
   if (r) {
     int64_t us;
-    if (get_integer(env, v, "estErrorUs", 0, INT32_MAX, &us) != 0) return NULL;
+    if (get_int(env, v, "estErrorUs", 0, INT32_MAX, &us) != 0) return NULL;
     tx.modes |= ADJ_ESTERROR;
     tx.esterror = (long)us;
   }
@@ -557,7 +496,7 @@ static void on_poll(uv_poll_t* h, int status, int events) {
 
 static int get_family(napi_env env, napi_value v, int* out) {
   int64_t f;
-  if (get_integer(env, v, "family", 4, 6, &f) != 0) return -1;
+  if (get_int(env, v, "family", 4, 6, &f) != 0) return -1;
   if (f != 4 && f != 6) {
     throw_range(env, "family must be 4 or 6");
     return -1;
@@ -612,7 +551,7 @@ static napi_value UdpOpen(napi_env env, napi_callback_info info) {
   char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
   if (get_string(env, argv[1], "address", addr, sizeof addr) != 0) return NULL;
   int64_t port;
-  if (get_integer(env, argv[2], "port", 0, 65535, &port) != 0) return NULL;
+  if (get_int(env, argv[2], "port", 0, 65535, &port) != 0) return NULL;
   napi_valuetype t;
   CHECK(napi_typeof(env, argv[3], &t));
   if (t != napi_function) return throw_type(env, "onEvent must be a function");
@@ -745,7 +684,7 @@ static napi_value UdpSend(napi_env env, napi_callback_info info) {
   char addr[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
   if (get_string(env, argv[2], "address", addr, sizeof addr) != 0) return NULL;
   int64_t port;
-  if (get_integer(env, argv[3], "port", 1, 65535, &port) != 0) return NULL;
+  if (get_int(env, argv[3], "port", 1, 65535, &port) != 0) return NULL;
   struct sockaddr_storage ss;
   socklen_t sl;
   if (parse_addr(env, s->family, addr, (int)port, &ss, &sl) != 0) return NULL;
@@ -1056,8 +995,8 @@ static napi_value DropPrivileges(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3) return throw_type(env, "dropPrivileges(uid, gid, keepCaps)");
   int64_t uid, gid;
-  if (get_integer(env, argv[0], "uid", 0, 0xfffffffeLL, &uid) != 0) return NULL;
-  if (get_integer(env, argv[1], "gid", 0, 0xfffffffeLL, &gid) != 0) return NULL;
+  if (get_int(env, argv[0], "uid", 0, 0xfffffffeLL, &uid) != 0) return NULL;
+  if (get_int(env, argv[1], "gid", 0, 0xfffffffeLL, &gid) != 0) return NULL;
   bool is_array = false;
   CHECK(napi_is_array(env, argv[2], &is_array));
   if (!is_array) return throw_type(env, "keepCaps must be an array of capability numbers");
@@ -1069,7 +1008,7 @@ static napi_value DropPrivileges(napi_env env, napi_callback_info info) {
     napi_value e;
     int64_t cap;
     CHECK(napi_get_element(env, argv[2], i, &e));
-    if (get_integer(env, e, "capability", 0, 63, &cap) != 0) return NULL;
+    if (get_int(env, e, "capability", 0, 63, &cap) != 0) return NULL;
     mask |= (uint64_t)1 << cap;
   }
   if (mask != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)

@@ -219,6 +219,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   const oneShot = flags.setOnceAndExit || flags.measureOnceAndExit;
   if (!flags.noDetach && !oneShot) return detach(argv);
 
+  // A SIGTERM/SIGINT during start-up is held until the daemon is up, then shuts it down cleanly
+  // (drift saved, pidfile removed) instead of killing it by the default action.
+  let earlySignal = false;
+  const holdSignal = () => {
+    earlySignal = true;
+  };
+  process.on('SIGINT', holdSignal);
+  process.on('SIGTERM', holdSignal);
+
   log.info(`rubidiumd version ${VERSION} starting (${flags.noClockControl ? 'virtual clock, -x' : 'system clock'})`);
   if (!native)
     log.warn(
@@ -540,6 +549,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.off('SIGINT', holdSignal);
+    process.off('SIGTERM', holdSignal);
 
     runtime.onClockAction = (a) => {
       if (a.type === 'step' || a.type === 'frequency') {
@@ -573,5 +584,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (sources.length === 0 && !conf.local)
       log.info('No sources configured and no local stratum: serving unsynchronised time');
+    if (earlySignal) void finish(0);
   });
 }

@@ -132,6 +132,23 @@ describe('rubidiumd service integration', () => {
     assert.equal(existsSync(pidfile), false);
   });
 
+  it('a SIGTERM during start-up is held and ends the daemon cleanly once it is up', async () => {
+    const dir = makeTempDir('svc-early');
+    cleanups.push(() => removeTempDir(dir));
+    const pidfile = join(dir, 'rubidiumd.pid');
+    const drift = join(dir, 'drift');
+    const proc = await start(quietConf(dir, [`pidfile ${pidfile}`, `driftfile ${drift}`]));
+    cleanups.push(() => proc.stop());
+    // "starting" is the first line: the control socket is not open yet.
+    proc.signal('SIGTERM');
+    const { code, signal } = await proc.waitForExit(10_000);
+    assert.equal(signal, null, `killed by ${signal}: the early signal was not held\n${proc.tail()}`);
+    assert.equal(code, 0, proc.tail());
+    assert.match(proc.tail(), /rubidiumd exiting/);
+    assert.equal(existsSync(pidfile), false, 'pidfile left behind');
+    assert.ok(existsSync(drift), 'drift file not saved');
+  });
+
   it(
     'runs as nobody after binding port 123 and still serves NTP',
     { skip: isRoot() ? false : 'needs root' },
