@@ -296,11 +296,14 @@ async function benchServer(
       if (base === null) console.log(`# no soak for ${name}: no loss-free rate was found`);
       else {
         const rate = o.soakRate ?? Math.round(base * o.soakFraction);
-        console.log(`# soak ${name}: ${o.soak} s at ${rate} req/s (RSS and CPU from /proc meanwhile)`);
+        console.log(`# soak ${name}: ${o.soak} s at ${rate} req/s (server, loadgen and machine sampled meanwhile)`);
         soak = await runSoak({
           ns: ctx.ns,
           server: name,
           pid: server.pid,
+          port: NTP_PORT,
+          controlSocket: name === 'rubidiumd' ? join(server.dir, 'cmd.sock') : null,
+          workerThreads: soakWorkerThreads(server.workers),
           loadgen: ctx.loadgen,
           load: loadArgs(ctx, rate, o.soak, packetsFile),
           maxRate: Math.round(base),
@@ -313,6 +316,12 @@ async function benchServer(
   } finally {
     await server.stop();
   }
+}
+
+/** Threads that serve: serverworkers N (auto: one per core); one without serverworkers. */
+function soakWorkerThreads(workers: string | null): number {
+  if (workers === null) return 0;
+  return workers === 'auto' ? cpus().length : Number(workers);
 }
 
 function versions(): Record<string, string> {

@@ -18,6 +18,14 @@ import { PEER_BINARIES } from '../../test/support/peers.js';
 import { probeInNs } from '../../test/support/probe.js';
 import { RUBIDIUMD } from '../accuracy/daemons.js';
 
+/**
+ * Extra node flags for rubidiumd from RUBIDIUMD_NODE_FLAGS (space-separated), e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof": flags NODE_OPTIONS does not allow (--cpu-prof).
+ */
+export function rubidiumdNodeFlags(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env['RUBIDIUMD_NODE_FLAGS'] ?? '').split(/\s+/).filter((f) => f !== '');
+}
+
 export type ServerName = 'chronyd' | 'rubidiumd';
 export const SERVER_NAMES: readonly ServerName[] = ['chronyd', 'rubidiumd'];
 
@@ -140,7 +148,7 @@ export async function startServer(name: ServerName, o: StartServerOptions): Prom
       }
       confPath = join(dir, 'rubidium.conf');
       writeFileSync(confPath, rubidiumdConfig(dir, o.nts, workers));
-      argv = [process.execPath, RUBIDIUMD, '-x', '-d', '-f', confPath];
+      argv = [process.execPath, ...rubidiumdNodeFlags(), RUBIDIUMD, '-x', '-d', '-f', confPath];
       readyPattern = /Control socket on/;
     }
     proc = await startDaemon(o.ns, argv, {

@@ -1,70 +1,26 @@
 /**
- * Soak: one long loadgen run at a fraction of the measured maximum while the server's RSS and
- * CPU time are sampled from /proc every few seconds; the first and the last minute are compared.
- * A server that leaks (client table, buffers, timers) or slows down over time shows growth.
+ * Soak: one long loadgen run at a fraction of the measured maximum while the server, the
+ * generator and the machine are sampled every few seconds (soak-analysis.ts says what the
+ * samples mean and judges growth after the warm-up). A server that leaks (client table, buffers,
+ * timers) or slows down over time shows a rising RSS or CPU line.
  */
+import { sendControlRequest } from '../../src/control/client.js';
+import type { ServerStatsReport } from '../../src/control/reports.js';
 import { runLoadgen, type LoadgenArgs, type LoadgenResult } from './loadgen.js';
-import { readCpuSeconds, readRssKb } from './proc-stats.js';
+import {
+  readCpuSeconds,
+  readRunSeconds,
+  readStatus,
+  readSystemCpu,
+  readThreadCpuSeconds,
+  readUdpCounters,
+  readUdpPort,
+  sumProcessCpuSeconds,
+} from './proc-stats.js';
+import { analyzeSoak, soakIntervals, type SoakAnalysis, type SoakInterval, type SoakSample } from './soak-analysis.js';
 import { LOSS_LIMIT } from './step.js';
 
-export const RSS_GROWTH_LIMIT = 0.05;
-export const CPU_GROWTH_LIMIT = 0.1;
-
-export interface SoakSample {
-  /** Seconds since the first sample. */
-  t: number;
-  rssKb: number | null;
-  /** Cumulative CPU seconds of the server. */
-  cpuS: number;
-}
-
-export interface SoakWindow {
-  /** Mean RSS of the samples in the window. */
-  rssKb: number | null;
-  /** CPU over the intervals in the window, % of one core. */
-  cpuPct: number | null;
-}
-
-export interface SoakAnalysis {
-  /** Window length compared at both ends: 60 s, or a third of a shorter soak. */
-  window: number;
-  first: SoakWindow;
-  last: SoakWindow;
-  rssGrowth: number | null;
-  cpuGrowth: number | null;
-  /** RSS growth < 5 % and CPU growth < 10 % (an unknown growth fails). */
-  stable: boolean;
-}
-
-function windowStats(samples: readonly SoakSample[], from: number, to: number): SoakWindow {
-  const inside = samples.filter((s) => s.t >= from - 1e-9 && s.t <= to + 1e-9);
-  const rss = inside.map((s) => s.rssKb).filter((x): x is number => x !== null);
-  let cpu = 0;
-  let wall = 0;
-  for (let i = 1; i < inside.length; i++) {
-    cpu += inside[i]!.cpuS - inside[i - 1]!.cpuS;
-    wall += inside[i]!.t - inside[i - 1]!.t;
-  }
-  return {
-    rssKb: rss.length ? rss.reduce((a, b) => a + b, 0) / rss.length : null,
-    cpuPct: wall > 0 ? (cpu / wall) * 100 : null,
-  };
-}
-
-/** Compares the first and the last window of a soak's samples (pure). */
-export function analyzeSoak(samples: readonly SoakSample[]): SoakAnalysis {
-  const end = samples.length ? samples[samples.length - 1]!.t : 0;
-  const window = Math.min(60, end / 3);
-  const first = windowStats(samples, 0, window);
-  const last = windowStats(samples, end - window, end);
-  const growth = (a: number | null, b: number | null): number | null =>
-    a !== null && b !== null && a > 0 ? b / a - 1 : null;
-  const rssGrowth = growth(first.rssKb, last.rssKb);
-  const cpuGrowth = growth(first.cpuPct, last.cpuPct);
-  const stable =
-    rssGrowth !== null && cpuGrowth !== null && rssGrowth < RSS_GROWTH_LIMIT && cpuGrowth < CPU_GROWTH_LIMIT;
-  return { window: Math.round(window), first, last, rssGrowth, cpuGrowth, stable };
-}
+export { analyzeSoak, type SoakSample } from './soak-analysis.js';
 
 export interface SoakResult extends SoakAnalysis {
   server: string;
@@ -73,6 +29,7 @@ export interface SoakResult extends SoakAnalysis {
   fraction: number;
   durationS: number;
   samples: SoakSample[];
+  intervals: SoakInterval[];
   load: LoadgenResult;
   lossOk: boolean;
   verdict: boolean;
@@ -82,28 +39,82 @@ export interface SoakOptions {
   ns: string;
   server: string;
   pid: number;
+  /** The server's NTP port (its sockets' queues and drops). */
+  port: number;
+  /** rubidiumd's control socket (serverstats: answered requests, client table); null: none. */
+  controlSocket: string | null;
+  /** Serving threads (serverworkers N), to split the server's CPU by thread. */
+  workerThreads: number;
   loadgen: string;
   load: LoadgenArgs;
   maxRate: number;
   fraction: number;
-  /** Seconds between /proc samples (default 10, shorter for soaks under 2 minutes). */
+  /** Seconds between samples (default 10, shorter for soaks under 2 minutes). */
   sampleS?: number;
 }
 
-/** Runs the soak (load.durationS seconds at load.rate) and samples the server meanwhile. */
+const optional = <T>(f: () => T): T | null => {
+  try {
+    return f();
+  } catch {
+    return null;
+  }
+};
+
+async function serverCounters(path: string, t0: number): Promise<SoakSample['server']> {
+  try {
+    const r = await sendControlRequest({ kind: 'unix', path }, { cmd: 'serverstats', args: [] }, 2000);
+    if (!r.ok) return null;
+    const s = r.data as ServerStatsReport;
+    return {
+      t: performance.now() / 1000 - t0,
+      received: s.ntpPacketsReceived,
+      dropped: s.ntpPacketsDropped,
+      clientLogActive: s.clientLogSizeActive,
+      clientLogEvicted: s.clientLogRecordsDropped ?? 0,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** One sample: /proc first (all within a millisecond or so), then the server's own counters. */
+export async function takeSoakSample(o: SoakOptions, t0: number): Promise<SoakSample> {
+  const t = performance.now() / 1000 - t0;
+  const cpuS = readRunSeconds(o.pid); // throws when the server is gone
+  const status = optional(() => readStatus(o.pid));
+  const sample: SoakSample = {
+    t,
+    rssKb: status?.rssKb ?? null,
+    cpuS,
+    cpuTickS: optional(() => readCpuSeconds(o.pid)),
+    rssAnonKb: status?.rssAnonKb ?? null,
+    threadCpuS: optional(() => readThreadCpuSeconds(o.pid)),
+    loadgenCpuS: optional(() => sumProcessCpuSeconds((c) => c === 'loadgen', o.pid)),
+    softirqdCpuS: optional(() => sumProcessCpuSeconds((c) => c.startsWith('ksoftirqd/'))),
+    system: optional(readSystemCpu),
+    udp: optional(() => readUdpCounters(o.pid)),
+    port: optional(() => readUdpPort(o.pid, o.port)),
+    server: o.controlSocket ? await serverCounters(o.controlSocket, t0) : null,
+  };
+  return sample;
+}
+
+/** Runs the soak (load.durationS seconds at load.rate) and samples meanwhile. */
 export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   // At least ~12 samples, so that even a short soak has several in each compared window.
   const sampleS = o.sampleS ?? Math.min(10, Math.max(1, o.load.durationS / 12));
   const samples: SoakSample[] = [];
-  let t0: number | null = null;
+  const t0 = performance.now() / 1000;
+  let pending = Promise.resolve();
   const take = (): void => {
-    try {
-      const now = performance.now() / 1000;
-      t0 ??= now;
-      samples.push({ t: now - t0, rssKb: readRssKb(o.pid), cpuS: readCpuSeconds(o.pid) });
-    } catch {
-      /* the server died: the loadgen's loss will say so */
-    }
+    pending = pending.then(async () => {
+      try {
+        samples.push(await takeSoakSample(o, t0));
+      } catch {
+        /* the server died: the loadgen's loss will say so */
+      }
+    });
   };
   const load = runLoadgen(o.ns, o.loadgen, o.load);
   // First sample once the loadgen's warm-up is over, then every sampleS; the last one just
@@ -133,8 +144,16 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     for (const t of timers) clearTimeout(t);
     clearInterval(interval);
   }
+  await pending;
   samples.sort((a, b) => a.t - b.t);
-  const analysis = analyzeSoak(samples);
+  // Times relative to the first sample (the analysis expects t = 0 there).
+  const base = samples[0]?.t ?? 0;
+  for (const s of samples) {
+    s.t -= base;
+    if (s.server) s.server.t -= base;
+  }
+  const analysis = analyzeSoak(samples, o.load.rate);
+  const intervals = soakIntervals(samples, { rate: o.load.rate, mainTid: o.pid, workerThreads: o.workerThreads });
   const lossOk = result.lossRatio < LOSS_LIMIT;
   return {
     ...analysis,
@@ -144,6 +163,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     fraction: o.fraction,
     durationS: o.load.durationS,
     samples,
+    intervals,
     load: result,
     lossOk,
     verdict: analysis.stable,

@@ -17,6 +17,8 @@ export interface TrackingReport {
   systemTimeOffset: number;
   lastOffset: number; // positive: clock was slow (chrony shows it with the sign of θ)
   rmsOffset: number;
+  /** Estimated error (sd) of the last update's offset; what chrony's tracking.log calls "Offset sd". */
+  lastOffsetSd?: number;
   /** Frequency error of the free-running clock in ppm (positive = fast, chrony prints "fast"). */
   frequencyPpm: number;
   residualFreqPpm: number;

@@ -140,6 +140,11 @@ export class RekeyableNtsAuth implements ServerAuthenticator {
     return this.inner.handles(packet);
   }
 
+  /** The current keys' authenticator, for BatchServer's NTS slot path. */
+  slotNts(): NtsServerAuthenticator {
+    return this.inner;
+  }
+
   verifyRequest(
     data: Uint8Array,
     packet: NtpPacket,

@@ -264,7 +264,7 @@ export class StatsLogger {
             offset: t.lastOffset,
             leap: LEAP_NUM[t.leapStatus] ?? 3,
             combinedSources: combined,
-            offsetSd: t.rmsOffset,
+            offsetSd: t.lastOffsetSd ?? t.rmsOffset,
             remainingCorrection: t.systemTimeOffset,
             rootDelay: t.rootDelay,
             rootDispersion: t.rootDispersion,

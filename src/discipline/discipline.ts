@@ -166,6 +166,9 @@ export class Discipline {
   private lastUpdate: Instant | undefined;
   private updateInterval = 0;
   private lastOffset = 0;
+  private lastOffsetSd = 0;
+  /** chrony's avg2_moving: the mean square offset tracks the last offset until offsets grow. */
+  private meanSquareMoving = false;
   private meanSquareOffset = 0;
   private residualFreq = 0;
   private refStratum = 0;
@@ -302,6 +305,8 @@ export class Discipline {
     this.endedSlew = undefined;
     this.updatesAtJump = this.updates;
     this.actions.push({ type: 'frequency', ppm: this.freq * 1e6 });
+    this.selectedId = undefined;
+    this.setUnsynchronised(now); // chrony: an unknown step unsynchronises (reference.c)
     this.update(now);
   }
 
@@ -525,11 +530,8 @@ export class Discipline {
     this.lastReason = res.reason;
     if (!res.selected) {
       this.selectedId = undefined;
-      this.localGate?.noteSynced(false, now);
-      if (this.synced) {
-        this.synced = false;
-        this.pushStatus(now);
-      }
+      // As chrony: only a lost majority drops the reference; otherwise it is kept and ages.
+      if (res.unsynchronise || !this.synced) this.setUnsynchronised(now);
       return;
     }
     this.selectedId = res.selected;
@@ -652,8 +654,15 @@ export class Discipline {
 
     this.lastUpdate = after;
     this.lastOffset = offset;
-    const k = Math.max(1 / this.updates, 1 / 32);
-    this.meanSquareOffset = (1 - k) * this.meanSquareOffset + k * offset * offset;
+    this.lastOffsetSd = offsetSd;
+    // As chrony's reference.c: follow the square of the last offset while offsets shrink (the
+    // start-up correction must not linger in "RMS offset"), then a 10 % moving average.
+    const sq = offset * offset;
+    if (this.meanSquareMoving) this.meanSquareOffset += 0.1 * (sq - this.meanSquareOffset);
+    else {
+      if (this.meanSquareOffset > 0 && this.meanSquareOffset < sq) this.meanSquareMoving = true;
+      this.meanSquareOffset = sq;
+    }
   }
 
   /** Steps the clock by the correction still being slewed (chronyc makestep). */
@@ -678,6 +687,14 @@ export class Discipline {
     }
     this.actions.push({ type: 'frequency', ppm: this.freq * 1e6 });
     return r;
+  }
+
+  /** chrony's REF_SetUnsynchronised: the reference is dropped (LI=3, stratum 16). */
+  private setUnsynchronised(now: Instant): void {
+    this.localGate?.noteSynced(false, now);
+    if (!this.synced) return;
+    this.synced = false;
+    this.pushStatus(now);
   }
 
   private pushStatus(now: Instant): void {
@@ -718,7 +735,8 @@ export class Discipline {
   private rootDispersionAt(now: Instant): number {
     if (this.lastUpdate === undefined) return 16;
     const el = Math.max(0, diffSeconds(now, this.lastUpdate));
-    return this.refRootDispersion + el * (this.ourSkew + this.maxClockError) + Math.abs(this.remaining(now));
+    const rate = this.ourSkew + Math.abs(this.residualFreq) + this.maxClockError; // chrony's rule
+    return this.refRootDispersion + el * rate + Math.abs(this.remaining(now));
   }
 
   /** The reference state the server advertises; with smoothtime, how to smooth served time. */
@@ -801,6 +819,7 @@ export class Discipline {
       systemTimeOffset: this.remaining(now),
       lastOffset: this.lastOffset,
       rmsOffset: Math.sqrt(this.meanSquareOffset),
+      lastOffsetSd: this.lastOffsetSd,
       frequencyPpm: -this.freq * 1e6,
       residualFreqPpm: this.residualFreq * 1e6,
       skewPpm: this.ourSkew * 1e6,

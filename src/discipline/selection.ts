@@ -3,6 +3,10 @@
  * and which are combined. Intervals are offset ± root distance; the endpoint sweep finds the
  * region covered by the most intervals (Marzullo), which must hold a majority of the usable
  * sources; sources whose interval misses that region are falsetickers.
+ *
+ * As chrony 4.x (sources.c SRC_SelectSource), only a lost majority unsynchronises the clock, and
+ * only if a source was selected: with no selectable source (all unreachable, or not enough of
+ * them for minsources/require) the last reference is kept and ages (reference.c).
  */
 import type { SelectState, SourceSelectOptions } from '../engine/types.js';
 
@@ -42,7 +46,13 @@ export interface SelectionResult {
   combined: string[];
   states: Map<string, SelectState>;
   /** Why there is no selection ('' when there is one). */
-  reason: '' | 'no sources' | 'no majority' | 'minsources' | 'no required source';
+  reason: '' | 'no sources' | 'no majority' | 'minsources' | 'no required source' | 'waiting for sources';
+  /**
+   * Whether the reference must be dropped (chrony's REF_SetUnsynchronised): only when the
+   * previously selected source is lost to a disagreement (no majority). Otherwise a failed
+   * selection keeps the last reference, which ages (holdover).
+   */
+  unsynchronise: boolean;
   /** The agreed interval, if any. */
   interval?: { lo: number; hi: number };
 }
@@ -91,7 +101,14 @@ export function selectSources(
   cands: readonly Candidate[],
   opts: SelectionOptions = DEFAULT_SELECTION,
   previous?: string,
-  /** Sources without an estimate yet that may still answer: they count in the majority. */
+  /**
+   * Sources without an estimate yet that may still answer. Only before a first selection (no
+   * `previous`): then nothing is selected until the sources that answer hold a majority of all
+   * of them, so the first few answers cannot make falsetickers win. chrony instead postpones
+   * only while such sources answer in step with the others (SRC_WAITS_STATS); later, as chrony,
+   * sources without statistics do not vote (a source added at run time, or one that never
+   * answers, cannot take a working selection away).
+   */
   pendingVoters = 0,
 ): SelectionResult {
   const states = new Map<string, SelectState>();
@@ -107,7 +124,7 @@ export function selectSources(
   }
   const fail = (reason: SelectionResult['reason']): SelectionResult => {
     for (const c of usable) if (!states.has(c.id)) states.set(c.id, '-');
-    return { selected: undefined, combined: [], states, reason };
+    return { selected: undefined, combined: [], states, reason, unsynchronise: false };
   };
   if (usable.length === 0) return fail('no sources');
 
@@ -126,10 +143,17 @@ export function selectSources(
     else truechimers.push(c);
   }
   const trustedOk = nTrusted > 0 && best.trustedDepth === nTrusted;
-  if (!(2 * best.depth > usable.length + pendingVoters) && !trustedOk) {
+  if (!(2 * best.depth > usable.length) && !trustedOk) {
     // No majority: nobody is a truechimer we could follow.
     for (const c of truechimers) states.set(c.id, '-');
-    return { ...fail('no majority'), interval: { lo: best.lo, hi: best.hi } };
+    const res = fail('no majority');
+    return { ...res, interval: { lo: best.lo, hi: best.hi }, unsynchronise: previous !== undefined };
+  }
+  const waiting = previous === undefined ? pendingVoters : 0;
+  if (!(2 * best.depth > usable.length + waiting) && !trustedOk) {
+    // A majority of the sources that answered, not yet of all: wait for the others.
+    for (const c of truechimers) states.set(c.id, '-');
+    return { ...fail('waiting for sources'), interval: { lo: best.lo, hi: best.hi } };
   }
   if (truechimers.length < opts.minsources) {
     for (const c of truechimers) states.set(c.id, '-');
@@ -160,5 +184,12 @@ export function selectSources(
       states.set(c.id, '-');
     }
   }
-  return { selected: sel.id, combined, states, reason: '', interval: { lo: best.lo, hi: best.hi } };
+  return {
+    selected: sel.id,
+    combined,
+    states,
+    reason: '',
+    unsynchronise: false,
+    interval: { lo: best.lo, hi: best.hi },
+  };
 }

@@ -7,9 +7,12 @@
  * without `smoothtime` offset or ntp.conf `restrict` limits is answered in place without
  * allocating: the address stays as words (access check, client table row), times stay as
  * doubles and NTP words, and the answer is a 24-byte template (rebuilt only when the reference
- * changes) patched with the request's version and poll plus three timestamps. Everything else
- * (v1 mode 0, MACs, NTS, malformed, smoothing, restrict) goes through `handleRequest` with
- * strings and bigints, and its answer is copied into the slot; mode 6 goes to `onOther`.
+ * changes) patched with the request's version and poll plus three timestamps. A well-formed NTS
+ * request (NTPv4, extension fields, no MAC) on such a server is answered in its slots too
+ * (`answerNts`): the NTS authenticator reads the request where it lies and writes the answer
+ * into the TX slot, only its AEAD views and the clock reading allocate. Everything else (v1
+ * mode 0, MACs, malformed, smoothing, restrict) goes through `handleRequest` with strings and
+ * bigints, and its answer is copied into the slot; mode 6 goes to `onOther`.
  *
  * Transmit timestamps: a basic answer gets TX_STAMP (the socket writes T3 next to sendmsg()),
  * and `sent()` saves that T3 as the client's TX time for interleaved mode; answers to clients
@@ -27,7 +30,7 @@ import type { NtpServer, ServerCounters } from './server.js';
 import type { ClientTable } from './client-table.js';
 import { writeNtpTime } from './client-table.js';
 import { formatAddressWords } from './ipaddr.js';
-import { encodePacket, MODE_CLIENT, MODE_CONTROL, MODE_SERVER } from './packet.js';
+import { encodePacket, MODE_CLIENT, MODE_CONTROL, MODE_SERVER, NTP_HEADER_LENGTH } from './packet.js';
 
 /** The socket buffers BatchServer works on (contract C1; src/io/batch-udp.ts implements it). */
 export interface ServerBatchIo {
@@ -53,6 +56,43 @@ export interface BatchServerOptions {
   now?(): Instant;
 }
 
+/** `SlotNtsAuthenticator.verify` outcomes. */
+export const NTS_SLOT_OK = 0;
+export const NTS_SLOT_NAK = 1;
+export const NTS_SLOT_DROP = 2;
+
+/**
+ * An NTS ServerAuthenticator that works on the socket slots (src/nts/ntp-server.ts): the request
+ * is read where it was received and the answer written into its TX slot, with the same results
+ * as its `verifyRequest` + `sign`. Calls come in this order for one request, with no other
+ * request in between: `scan`, `verify`, then `writeAnswer` + `sealSlot` (OK) or `writeNak` (NAK).
+ */
+export interface SlotNtsAuthenticator {
+  /** False (nothing counted) unless the datagram is a MAC-less list of well-formed fields with an NTS one. */
+  scan(data: Uint8Array, base: number, length: number): boolean;
+  /** NTS_SLOT_OK, NTS_SLOT_NAK or NTS_SLOT_DROP (its reason counted by the authenticator). */
+  verify(data: Uint8Array, base: number, length: number): number;
+  /** Length of the answer (OK) / of the NAK's fields after the header. */
+  answerBytes(): number;
+  nakBytes(): number;
+  writeAnswer(data: Uint8Array, base: number, out: Uint8Array, o: number): void;
+  /** After the header is in place: seals the answer. */
+  sealSlot(out: Uint8Array, o: number): void;
+  writeNak(data: Uint8Array, base: number, out: Uint8Array, o: number): void;
+}
+
+/** The authenticator of the slot path, if the server has one (it also answers `slotNts()`, e.g. a wrapper). */
+function slotNtsOf(server: NtpServer): SlotNtsAuthenticator | null {
+  for (const a of server.opts.auth ?? []) {
+    const x = a as Partial<SlotNtsAuthenticator> & { slotNts?: () => SlotNtsAuthenticator | null };
+    if (typeof x.slotNts === 'function') return x.slotNts();
+    if (typeof x.scan === 'function' && typeof x.verify === 'function' && typeof x.sealSlot === 'function') {
+      return x as SlotNtsAuthenticator;
+    }
+  }
+  return null;
+}
+
 // Slot metadata layout and flags (contract C1; the same values as src/io/batch-udp.ts).
 const META_INTS = 8;
 const M_LEN = 0;
@@ -63,6 +103,12 @@ const M_FLAGS = 7;
 const RX_TRUNCATED = 2;
 const TX_STAMP = 1;
 const TX_WANT_TIMESTAMP = 2;
+
+/** First byte of an NTS request but its leap bits: NTPv4, mode 3 (client). */
+const NTS_B0 = (4 << 3) | MODE_CLIENT;
+/** Reference ids of KoD answers: "RATE", "NTSN". */
+const KOD_RATE_BYTES = Uint8Array.of(0x52, 0x41, 0x54, 0x45);
+const KOD_NTSN_BYTES = Uint8Array.of(0x4e, 0x54, 0x53, 0x4e);
 
 /** TX-stamp ids remembered per socket (a power of 2); a stamp arriving later is ignored. */
 const TX_RING = 4096;
@@ -100,6 +146,9 @@ export class BatchServer {
    * not inlined, they would be boxed (allocated).
    */
   private readonly rxT = new Float64Array(2);
+  /** The basic TX time of the NTS answer being built (NTP, 8 bytes). */
+  private readonly t3 = new Uint8Array(8);
+  private readonly nowT = new Float64Array(2);
 
   constructor(
     private readonly server: NtpServer,
@@ -124,6 +173,8 @@ export class BatchServer {
     const meta = io.rxMeta;
     const data = io.rxData;
     let out = 0;
+    /** The NTS slot authenticator, looked up at the first NTS request of the batch (null: none, or not plainOk). */
+    let nts: SlotNtsAuthenticator | null | undefined;
     for (let i = 0; i < n; i++) {
       const m = i * META_INTS;
       const len = meta[m + M_LEN]!;
@@ -152,10 +203,16 @@ export class BatchServer {
         answered = this.dropTruncated(meta, m, b0);
       } else {
         const version = (b0 >> 3) & 7;
-        answered =
-          plainOk && len === 48 && (b0 & 7) === MODE_CLIENT && version >= 1 && version <= 4
-            ? this.answerPlain(io, i, out, version)
-            : this.answerOther(io, i, out, ref);
+        if (plainOk && len === 48 && (b0 & 7) === MODE_CLIENT && version >= 1 && version <= 4) {
+          answered = this.answerPlain(io, i, out, version);
+        } else {
+          if (nts === undefined && plainOk && len > 48 && (b0 & 0x3f) === NTS_B0) nts = slotNtsOf(this.server);
+          const candidate = nts && len > 48 && (b0 & 0x3f) === NTS_B0 ? nts : null;
+          answered =
+            candidate && candidate.scan(data, off, len)
+              ? this.answerNts(io, i, out, candidate)
+              : this.answerOther(io, i, out, ref);
+        }
       }
       if (answered) out++;
     }
@@ -279,6 +336,112 @@ export class BatchServer {
       if (interleaved || mayInterleave(rq, ro) || table!.interleavedSeen(entry)) flags |= TX_WANT_TIMESTAMP;
     }
     this.writeTxMeta(io, i, j, 48, flags);
+    return true;
+  }
+
+  /**
+   * An NTS request (`scan` accepted it) answered in its slots: the same checks, counters, client
+   * table and answer as `handleRequest` with the NTS authenticator, without decoding the
+   * datagram into objects. Returns whether tx slot `j` holds an answer.
+   */
+  private answerNts(io: ServerBatchIo, i: number, j: number, nts: SlotNtsAuthenticator): boolean {
+    const c = this.counters;
+    const so = this.server.opts;
+    const meta = io.rxMeta;
+    const m = i * META_INTS;
+    const family = meta[m + M_FAMILY] === 4 ? 4 : 6;
+    c.received++;
+    const a = m + M_A0;
+    const allowed = so.accessWordsAt
+      ? so.accessWordsAt(family, meta, a)
+      : so.accessWords
+        ? so.accessWords(family, meta[a]!, meta[a + 1]!, meta[a + 2]!, meta[a + 3]!)
+        : so.access(formatAddressWords(family, meta[a]!, meta[a + 1]!, meta[a + 2]!, meta[a + 3]!));
+    if (!allowed) {
+      c.drop('denied', undefined, -1);
+      return false;
+    }
+    const table = this.table;
+    const rate = so.ratelimit;
+    const entry = table ? table.touchWords(family, meta, m + M_A0, this.rxT, 0, rate?.burst ?? 0) : -1;
+    let kod = false;
+    if (rate) {
+      const d = table!.limitRate(entry, rate, so.random);
+      if (d === 'drop') {
+        c.drop('ratelimit', table, entry);
+        return false;
+      }
+      kod = d === 'kod';
+    }
+    c.authReceived++;
+    const rq = io.rxData;
+    const ro = i * io.slotBytes;
+    const len = meta[m + M_LEN]!;
+    const verdict = nts.verify(rq, ro, len);
+    if (verdict === NTS_SLOT_DROP) {
+      c.drop('auth', table, entry);
+      return false;
+    }
+    const nak = verdict === NTS_SLOT_NAK;
+    const tx = io.txData;
+    const to = j * io.slotBytes;
+    const answerLength = nak ? NTP_HEADER_LENGTH + nts.nakBytes() : nts.answerBytes();
+    if (answerLength > io.slotBytes) return false; // never: an answer is no longer than its request
+    if (nak) nts.writeNak(rq, ro, tx, to);
+    else nts.writeAnswer(rq, ro, tx, to);
+
+    const logging = this.server.logging && entry >= 0;
+    const interleaved =
+      logging && nonZero8(rq, ro + 24) && table!.rxNtpIsAt(entry, rq, ro + 24) && !equal8(rq, ro + 32, ro + 40);
+    // Header from the template (version 4, the request's poll); KoD RATE / NTSN patched.
+    const t = this.template;
+    for (let b = 0; b < 24; b++) tx[to + b] = t[b]!;
+    tx[to] = t[0]! | (4 << 3);
+    tx[to + 2] = rq[ro + 2]!;
+    if (kod || nak) {
+      tx[to] = (3 << 6) | (4 << 3) | MODE_SERVER;
+      tx[to + 1] = 0;
+      const code = nak ? KOD_NTSN_BYTES : KOD_RATE_BYTES;
+      for (let b = 0; b < 4; b++) tx[to + 12 + b] = code[b]!;
+    }
+    const org = interleaved ? ro + 32 : ro + 40;
+    for (let b = 0; b < 8; b++) tx[to + 24 + b] = rq[org + b]!;
+    writeNtpTime(tx, to + 32, this.rxT, 0);
+    // T3 of a signed answer: the clock now, just before the seal (it cannot be stamped later).
+    const t3 = this.t3;
+    if (!this.opts.now) {
+      for (let b = 0; b < 8; b++) t3[b] = tx[to + 32 + b]!;
+    } else {
+      // As [s, ns] doubles: three bigint operations instead of instantToNtp64's fifteen.
+      const now = this.opts.now();
+      const sec = now / NS_PER_S;
+      let ns = Number(now - sec * NS_PER_S);
+      let s = Number(sec);
+      if (ns < 0) {
+        ns += 1e9;
+        s--;
+      }
+      this.nowT[0] = s;
+      this.nowT[1] = ns;
+      writeNtpTime(t3, 0, this.nowT, 0);
+    }
+    if (interleaved) {
+      c.interleaved++;
+      table!.markInterleaved(entry);
+      table!.copyTxNtp(entry, tx, to + 40); // the previous answer's TX time
+    } else {
+      for (let b = 0; b < 8; b++) tx[to + 40 + b] = t3[b]!; // a NAK's: the socket writes T3 here
+    }
+    if (!nak) nts.sealSlot(tx, to);
+
+    let flags = nak && !interleaved ? TX_STAMP : 0;
+    if (logging) {
+      const tag = table!.saveAnswerAt(entry, tx, to + 32, 0);
+      table!.setTxAt(tag, t3, 0);
+      this.slotTags[j] = tag;
+      if (interleaved || mayInterleave(rq, ro) || table!.interleavedSeen(entry)) flags |= TX_WANT_TIMESTAMP;
+    }
+    this.writeTxMeta(io, i, j, answerLength, flags);
     return true;
   }
 

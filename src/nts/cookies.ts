@@ -64,6 +64,10 @@ export class ServerCookieKeys {
   private readonly randomBytes: (n: number) => Uint8Array;
   private readonly nonces: RandomPool;
   private readonly nonce = new Uint8Array(NONCE_LENGTH);
+  /** `openPlainAt`'s copies of a cookie's nonce and ciphertext (one buffer per cookie length). */
+  private readonly openNonce = new Uint8Array(NONCE_LENGTH);
+  private readonly ct15 = new Uint8Array(COOKIE_LENGTH_15 - HEADER_LENGTH);
+  private readonly ct30 = new Uint8Array(COOKIE_LENGTH_30 - HEADER_LENGTH);
   /** Newest first. */
   private keys: MasterKey[];
   /** `keys`, prepared (same order). */
@@ -133,6 +137,32 @@ export class ServerCookieKeys {
       k = previous;
     }
     const n = k.aead.openInto(cookie.subarray(4, HEADER_LENGTH), cookie.subarray(HEADER_LENGTH), k.idBytes, plain, 0);
+    if (n < 2) return 0;
+    const aeadId = (plain[0]! << 8) | plain[1]!;
+    const aead = isAeadId(aeadId) ? aeadById(aeadId) : undefined;
+    if (!aead || n !== plaintextLength(aead.keyLength)) return 0;
+    return aead.id;
+  }
+
+  /**
+   * `openPlain` of the cookie at data[at, at+length) (the NTS server's slot path): nonce and
+   * ciphertext are copied to scratch buffers of this object instead of cut as views.
+   */
+  openPlainAt(data: Uint8Array, at: number, length: number, plain: Uint8Array): AeadId | 0 {
+    const ct = length === COOKIE_LENGTH_15 ? this.ct15 : length === COOKIE_LENGTH_30 ? this.ct30 : null;
+    if (!ct || plain.length < ct.length - MASTER.tagLength || data.length - at < length) return 0;
+    const id = ((data[at]! << 24) | (data[at + 1]! << 16) | (data[at + 2]! << 8) | data[at + 3]!) >>> 0;
+    let k = this.prepared[0]!;
+    if (k.id !== id) {
+      const previous = this.prepared[1];
+      if (!previous || previous.id !== id) return 0;
+      k = previous;
+    }
+    const nonce = this.openNonce;
+    for (let i = 0; i < NONCE_LENGTH; i++) nonce[i] = data[at + 4 + i]!;
+    const from = at + HEADER_LENGTH;
+    for (let i = 0; i < ct.length; i++) ct[i] = data[from + i]!;
+    const n = k.aead.openInto(nonce, ct, k.idBytes, plain, 0);
     if (n < 2) return 0;
     const aeadId = (plain[0]! << 8) | plain[1]!;
     const aead = isAeadId(aeadId) ? aeadById(aeadId) : undefined;

@@ -16,6 +16,11 @@
  * and nonces come from a RandomPool; a request costs the answer buffer and a few views. `sign`
  * owns everything it needs (answer buffer, a copy of S2C): it may run after later requests.
  *
+ * Slot path (BatchServer, `SlotNtsAuthenticator`): `scan` walks the fields of the datagram in
+ * the socket's RX slot by decodePacket's rules (no packet object), `verify` checks it (the same
+ * code `verifyRequest` uses), `writeAnswer` and `sealSlot` build the answer in the TX slot. The
+ * two paths give the same bytes for the same random stream (test/unit/nts-server-batch.test.ts).
+ *
  * No amplification: a fresh cookie is exactly as long as the request's cookie (it opened, so it
  * is ours and has the same AEAD), every fresh cookie has a matching cookie or placeholder field
  * in the request, and our nonce is no longer than the client's; so the answer is never longer
@@ -25,7 +30,14 @@
 import type { Endpoint } from '../engine/types.js';
 import type { ServerAuthenticator, ServerAuthResult } from '../ntp/auth.js';
 import type { NtpPacket } from '../ntp/packet.js';
-import { isNtsExtension, NTP_HEADER_LENGTH } from '../ntp/packet.js';
+import {
+  isNtsExtension,
+  MAX_EXTENSION_FIELDS,
+  MAX_PACKET_LENGTH,
+  MIN_EXTENSION_LENGTH,
+  NTP_HEADER_LENGTH,
+} from '../ntp/packet.js';
+import { NTS_SLOT_DROP, NTS_SLOT_NAK, NTS_SLOT_OK, type SlotNtsAuthenticator } from '../ntp/server-batch.js';
 import type { Instant } from '../time/ntp-time.js';
 import { aeadById, type Aead, type AeadId } from './aead.js';
 import { COOKIE_PLAIN_MAX, cookiePlainLength, type ServerCookieKeys } from './cookies.js';
@@ -35,6 +47,7 @@ import {
   EF_NTS_COOKIE_PLACEHOLDER,
   EF_NTS_UNIQUE_IDENTIFIER,
   MAX_COOKIES,
+  MAX_COOKIE_LENGTH,
   UNIQUE_ID_LENGTH,
   authEfLength,
 } from './nts-ef.js';
@@ -121,7 +134,7 @@ function innerPlaceholders(data: Uint8Array, length: number, cookieLength: numbe
   return badPlaceholder ? INNER_BAD_PLACEHOLDER : placeholders;
 }
 
-export class NtsServerAuthenticator implements ServerAuthenticator {
+export class NtsServerAuthenticator implements ServerAuthenticator, SlotNtsAuthenticator {
   private readonly keys: ServerCookieKeys;
   private readonly nonces: RandomPool;
   private readonly counters: NtsServerStats = { answered: 0, naks: 0, dropped: {}, cookiesWithheld: 0 };
@@ -131,6 +144,42 @@ export class NtsServerAuthenticator implements ServerAuthenticator {
   /** Decrypted encrypted extension fields of the request (grows to the largest seen). */
   private inner = new Uint8Array(256);
   private readonly answers = new AnswerSlab();
+  /** The request's authenticator nonce when it has the usual 16 bytes (no view of the datagram). */
+  private readonly nonce16 = new Uint8Array(16);
+  /** The request's ciphertext (copied: no view of the datagram) and views of it by length. */
+  private readonly ciphertext = new Uint8Array(MAX_PACKET_LENGTH);
+  private readonly ciphertextViews: Uint8Array[] = [];
+  /** Slot path: the answer's nonce (AEAD 15 / 30) and fresh cookie fields, views by length. */
+  private readonly sealNonce16 = new Uint8Array(16);
+  private readonly sealNonce12 = new Uint8Array(12);
+  private readonly fields = new Uint8Array(MAX_COOKIES * (4 + MAX_COOKIE_LENGTH));
+  private readonly fieldViews: Uint8Array[] = [];
+
+  // The request being verified, from `scan` and `verify` (valid until the next request):
+  // offsets are from the datagram's start, lengths of bodies include their padding.
+  private uidAt = 0;
+  private uidLength = 0;
+  private cookieAt = 0;
+  private cookieLength = 0;
+  private authAt = 0;
+  private authLength = 0;
+  private uids = 0;
+  private cookies = 0;
+  private placeholders = 0;
+  private placeholderLength = -1;
+  private mixedPlaceholders = false;
+  private authNotLast = false;
+  private lastType = 0;
+  private dropReason = '';
+  // The answer `verify` prepared: AEAD, keys, fresh cookies and lengths.
+  private aead: Aead = aeadById(15)!;
+  private keyViews: PlainViews;
+  private answerCookies = 0;
+  private cookieEfLength = 0;
+  private answerPlainLength = 0;
+  /** Offset of the answer's authenticator field: header, then the echoed Unique Identifier. */
+  private answerAuthAt = 0;
+  private answerLength = 0;
 
   constructor(keys: ServerCookieKeys, randomBytes: (n: number) => Uint8Array) {
     this.keys = keys;
@@ -144,6 +193,7 @@ export class NtsServerAuthenticator implements ServerAuthenticator {
       };
     };
     this.views = { 15: views(15), 30: views(30) };
+    this.keyViews = this.views[15];
   }
 
   handles(packet: NtpPacket): boolean {
@@ -155,140 +205,261 @@ export class NtsServerAuthenticator implements ServerAuthenticator {
     return { ...this.counters, dropped: { ...this.counters.dropped } };
   }
 
-  private drop(reason: string): ServerAuthResult {
+  private count(reason: string): typeof NTS_SLOT_DROP {
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
-    return { kind: 'drop', reason };
+    this.dropReason = reason;
+    return NTS_SLOT_DROP;
   }
 
   verifyRequest(data: Uint8Array, packet: NtpPacket, _from: Endpoint, _now: Instant): ServerAuthResult {
-    if (packet.mac) return this.drop('nts-mac');
-    // One pass over the fields (bodies keep their padding: a field is 4 + body bytes on the wire).
-    const efs = packet.extensions;
-    const last = efs.length - 1;
-    let uid: Uint8Array | null = null;
-    let cookie: Uint8Array | null = null;
-    let uids = 0;
-    let cookies = 0;
-    let placeholders = 0;
-    let placeholderLength = -1;
-    let mixedPlaceholders = false;
-    let authStart = NTP_HEADER_LENGTH;
-    for (let i = 0, off = NTP_HEADER_LENGTH; i <= last; i++) {
-      const ef = efs[i]!;
-      if (i === last) authStart = off;
-      if (ef.type === EF_NTS_UNIQUE_IDENTIFIER) {
-        uids++;
-        uid = ef.body;
-      } else if (ef.type === EF_NTS_COOKIE) {
-        cookies++;
-        cookie = ef.body;
-      } else if (ef.type === EF_NTS_COOKIE_PLACEHOLDER) {
-        if (placeholders++ === 0) placeholderLength = ef.body.length;
-        else if (ef.body.length !== placeholderLength) mixedPlaceholders = true;
-      } else if (ef.type === EF_NTS_AUTH_AND_EEF && i !== last) {
-        return this.drop('nts-auth-not-last');
-      }
-      off += 4 + ef.body.length;
+    if (packet.mac) {
+      this.count('nts-mac');
+      return { kind: 'drop', reason: 'nts-mac' };
     }
-    const auth = efs[last];
-    if (!auth || auth.type !== EF_NTS_AUTH_AND_EEF) return this.drop('nts-auth-missing');
-    if (uids !== 1 || !uid || uid.length < UNIQUE_ID_LENGTH) return this.drop('nts-uid');
-    if (cookies !== 1 || !cookie) return this.drop('nts-cookie');
-    const cookieLen = cookie.length;
-    if (placeholders > 0 && (mixedPlaceholders || placeholderLength !== cookieLen)) return this.drop('nts-placeholder');
+    // decodePacket accepted the datagram without a MAC, so `scan` accepts it too.
+    if (!this.scan(data, 0, data.length)) {
+      this.count('nts-malformed');
+      return { kind: 'drop', reason: 'nts-malformed' };
+    }
+    const v = this.verify(data, 0, data.length);
+    if (v === NTS_SLOT_DROP) return { kind: 'drop', reason: this.dropReason };
+    if (v === NTS_SLOT_NAK) {
+      const uid = data.slice(this.uidAt + 4, this.uidAt + 4 + this.uidLength);
+      return { kind: 'nak', extensions: [{ type: EF_NTS_UNIQUE_IDENTIFIER, body: uid }] };
+    }
+    const answer = this.answers.take(this.answerLength);
+    this.writeBody(data, 0, answer, 0, false);
+    const s2c = this.keyViews.s2c.slice();
+    const aead = this.aead;
+    const authAt = this.answerAuthAt;
+    const plainLength = this.answerPlainLength;
+    return {
+      kind: 'ok',
+      sign: (header: Uint8Array) => {
+        answer.set(header.length === NTP_HEADER_LENGTH ? header : header.subarray(0, NTP_HEADER_LENGTH));
+        sealAnswer(answer, 0, aead, s2c, authAt, plainLength);
+        return answer;
+      },
+    };
+  }
 
-    const aeadId = this.keys.openPlain(cookie, this.plain);
+  /**
+   * Walks the extension fields of the NTPv4 datagram data[base, base+length) by decodePacket's
+   * rules and notes the NTS ones. False (nothing counted) when the datagram is not a list of
+   * well-formed fields without a MAC, or has no NTS field: not for this path.
+   */
+  scan(data: Uint8Array, base: number, length: number): boolean {
+    if (length <= NTP_HEADER_LENGTH || length > MAX_PACKET_LENGTH || length % 4 !== 0) return false;
+    this.uids = this.cookies = this.placeholders = 0;
+    this.placeholderLength = -1;
+    this.mixedPlaceholders = this.authNotLast = false;
+    let nts = false;
+    let fields = 0;
+    let off = base + NTP_HEADER_LENGTH;
+    let rem = length - NTP_HEADER_LENGTH;
+    let type = 0;
+    while (rem > 24) {
+      if (fields >= MAX_EXTENSION_FIELDS) return false;
+      // An authenticator before this field is not the last one.
+      if (type === EF_NTS_AUTH_AND_EEF) this.authNotLast = true;
+      type = (data[off]! << 8) | data[off + 1]!;
+      const len = (data[off + 2]! << 8) | data[off + 3]!;
+      if (len < MIN_EXTENSION_LENGTH || len % 4 !== 0 || len > rem) return false;
+      const at = off - base;
+      if (type === EF_NTS_UNIQUE_IDENTIFIER) {
+        nts = true;
+        this.uids++;
+        this.uidAt = at;
+        this.uidLength = len - 4;
+      } else if (type === EF_NTS_COOKIE) {
+        nts = true;
+        this.cookies++;
+        this.cookieAt = at;
+        this.cookieLength = len - 4;
+      } else if (type === EF_NTS_COOKIE_PLACEHOLDER) {
+        nts = true;
+        if (this.placeholders++ === 0) this.placeholderLength = len - 4;
+        else if (len - 4 !== this.placeholderLength) this.mixedPlaceholders = true;
+      } else if (type === EF_NTS_AUTH_AND_EEF) {
+        nts = true;
+      }
+      this.authAt = at;
+      this.authLength = len;
+      fields++;
+      off += len;
+      rem -= len;
+    }
+    this.lastType = type;
+    return rem === 0 && nts;
+  }
+
+  /**
+   * Verifies the request `scan` walked (the same datagram): NTS_SLOT_OK with the answer prepared
+   * (`answerLength`, `writeAnswer`, `sealSlot`), NTS_SLOT_NAK (cookie not opened), or
+   * NTS_SLOT_DROP (counted by reason).
+   */
+  verify(data: Uint8Array, base: number, length: number): number {
+    if (this.authNotLast) return this.count('nts-auth-not-last');
+    if (this.lastType !== EF_NTS_AUTH_AND_EEF) return this.count('nts-auth-missing');
+    if (this.uids !== 1 || this.uidLength < UNIQUE_ID_LENGTH) return this.count('nts-uid');
+    if (this.cookies !== 1) return this.count('nts-cookie');
+    const cookieLen = this.cookieLength;
+    if (this.placeholders > 0 && (this.mixedPlaceholders || this.placeholderLength !== cookieLen)) {
+      return this.count('nts-placeholder');
+    }
+
+    const aeadId = this.keys.openPlainAt(data, base + this.cookieAt + 4, cookieLen, this.plain);
     if (aeadId === 0) {
       this.counters.naks++;
-      return { kind: 'nak', extensions: [{ type: EF_NTS_UNIQUE_IDENTIFIER, body: uid.slice() }] };
+      return NTS_SLOT_NAK;
     }
     const aead = aeadById(aeadId)!;
     const keys = this.views[aeadId];
 
     // The Authenticator's body: nonce length, ciphertext length, nonce, padding, ciphertext (parseAuthBody).
-    const body = auth.body;
-    if (body.length < 4) return this.drop('nts-auth-malformed');
-    const nonceLength = (body[0]! << 8) | body[1]!;
-    const ctLength = (body[2]! << 8) | body[3]!;
+    const body = base + this.authAt + 4;
+    const bodyLength = this.authLength - 4;
+    const nonceLength = (data[body]! << 8) | data[body + 1]!;
+    const ctLength = (data[body + 2]! << 8) | data[body + 3]!;
     const nonceOk = aead.id === 15 ? nonceLength >= aead.nonceLength : nonceLength === aead.nonceLength;
-    if (!nonceOk || ctLength < aead.tagLength || 4 + pad4(nonceLength) + pad4(ctLength) > body.length) {
-      return this.drop('nts-auth-malformed');
+    if (!nonceOk || ctLength < aead.tagLength || 4 + pad4(nonceLength) + pad4(ctLength) > bodyLength) {
+      return this.count('nts-auth-malformed');
     }
-    const ctStart = 4 + pad4(nonceLength);
+    const ctStart = body + 4 + pad4(nonceLength);
     const innerLength = ctLength - aead.tagLength;
     if (this.inner.length < innerLength) this.inner = new Uint8Array(innerLength);
-    const opened = aead.openInto(
-      keys.c2s,
-      body.subarray(4, 4 + nonceLength),
-      body.subarray(ctStart, ctStart + ctLength),
-      data.subarray(0, authStart),
-      this.inner,
-      0,
-    );
-    if (opened < 0) return this.drop('nts-auth-failed');
+    let nonce: Uint8Array;
+    if (nonceLength === 16) {
+      nonce = this.nonce16;
+      for (let k = 0; k < 16; k++) nonce[k] = data[body + 4 + k]!;
+    } else {
+      nonce = data.subarray(body + 4, body + 4 + nonceLength);
+    }
+    const ciphertext = (this.ciphertextViews[ctLength] ??= this.ciphertext.subarray(0, ctLength));
+    for (let k = 0; k < ctLength; k++) ciphertext[k] = data[ctStart + k]!;
+    const opened = aead.openInto(keys.c2s, nonce, ciphertext, data.subarray(base, base + this.authAt), this.inner, 0);
+    if (opened < 0) return this.count('nts-auth-failed');
     const more = innerPlaceholders(this.inner, opened, cookieLen);
-    if (more === INNER_MALFORMED) return this.drop('nts-encrypted-malformed');
-    if (more === INNER_BAD_PLACEHOLDER) return this.drop('nts-placeholder');
-    placeholders += more;
+    if (more === INNER_MALFORMED) return this.count('nts-encrypted-malformed');
+    if (more === INNER_BAD_PLACEHOLDER) return this.count('nts-placeholder');
 
-    // Everything but the header is written now, so signing after T3 costs one seal:
-    // header | Unique Identifier | Authenticator (nonce, then tag and the fresh cookie fields).
-    const asked = Math.min(MAX_COOKIES, 1 + placeholders);
+    // The answer: header | Unique Identifier | Authenticator (nonce, then tag and the fresh cookie fields).
+    const asked = Math.min(MAX_COOKIES, 1 + this.placeholders + more);
     const cookieEfLength = Math.max(16, pad4(4 + cookieLen));
-    const authAt = NTP_HEADER_LENGTH + 4 + uid.length;
+    const authAt = NTP_HEADER_LENGTH + 4 + this.uidLength;
     // Never answer with more bytes than were received.
     let count = asked;
-    while (count > 1 && authAt + authEfLength(aead, count * cookieEfLength) > data.length) count--;
+    while (count > 1 && authAt + authEfLength(aead, count * cookieEfLength) > length) count--;
     this.counters.cookiesWithheld += asked - count;
-    const plaintextLength = count * cookieEfLength;
-    const authLength = authEfLength(aead, plaintextLength);
-    const answer = this.answers.take(authAt + authLength);
-    putEfHeader(answer, NTP_HEADER_LENGTH, EF_NTS_UNIQUE_IDENTIFIER, 4 + uid.length);
-    answer.set(uid, NTP_HEADER_LENGTH + 4);
-    putEfHeader(answer, authAt, EF_NTS_AUTH_AND_EEF, authLength);
-    const nonceAt = authAt + 8;
-    const ctAt = nonceAt + pad4(aead.nonceLength);
-    const sealedLength = aead.tagLength + plaintextLength;
-    answer[authAt + 4] = aead.nonceLength >>> 8;
-    answer[authAt + 5] = aead.nonceLength & 0xff;
-    answer[authAt + 6] = sealedLength >>> 8;
-    answer[authAt + 7] = sealedLength & 0xff;
-    this.nonces.fill(answer, nonceAt, aead.nonceLength);
-    // Fresh cookies: the same plaintext (AEAD, C2S, S2C) sealed again under the current key.
-    let at = ctAt + aead.tagLength;
-    for (let i = 0; i < count; i++, at += cookieEfLength) {
-      putEfHeader(answer, at, EF_NTS_COOKIE, cookieEfLength);
-      this.keys.sealPlain(keys.plain, answer, at + 4);
-    }
-    const s2c = keys.s2c.slice();
     this.counters.answered++;
-    return {
-      kind: 'ok',
-      sign: (header: Uint8Array) => signAnswer(answer, header, aead, s2c, authAt, nonceAt, ctAt, plaintextLength),
-    };
+    this.aead = aead;
+    this.keyViews = keys;
+    this.answerCookies = count;
+    this.cookieEfLength = cookieEfLength;
+    this.answerPlainLength = count * cookieEfLength;
+    this.answerAuthAt = authAt;
+    this.answerLength = authAt + authEfLength(aead, this.answerPlainLength);
+    return NTS_SLOT_OK;
+  }
+
+  /** Bytes of the answer `verify` prepared (header included). */
+  answerBytes(): number {
+    return this.answerLength;
+  }
+
+  /** Bytes of the NAK's fields after the header (the request's Unique Identifier field, as sent). */
+  nakBytes(): number {
+    return 4 + this.uidLength;
+  }
+
+  /**
+   * Writes everything of the prepared answer but its header at out[o + 48...]: the echoed
+   * Unique Identifier, the Authenticator's lengths and nonce, the fresh cookie fields (sealed
+   * under the current master key; the S2C seal over them comes with `sealSlot`, before the next
+   * request). `data`/`base`: the request. Nonce and cookie fields are also kept in buffers of
+   * this object, so that the seal needs no views of `out` for them.
+   */
+  writeAnswer(data: Uint8Array, base: number, out: Uint8Array, o: number): void {
+    this.writeBody(data, base, out, o, true);
+  }
+
+  private writeBody(data: Uint8Array, base: number, out: Uint8Array, o: number, slot: boolean): void {
+    const aead = this.aead;
+    const uidLength = this.uidLength;
+    putEfHeader(out, o + NTP_HEADER_LENGTH, EF_NTS_UNIQUE_IDENTIFIER, 4 + uidLength);
+    const from = base + this.uidAt + 4;
+    const to = o + NTP_HEADER_LENGTH + 4;
+    for (let k = 0; k < uidLength; k++) out[to + k] = data[from + k]!;
+    const authAt = o + this.answerAuthAt;
+    const plainLength = this.answerPlainLength;
+    const sealedLength = aead.tagLength + plainLength;
+    putEfHeader(out, authAt, EF_NTS_AUTH_AND_EEF, this.answerLength - this.answerAuthAt);
+    out[authAt + 4] = aead.nonceLength >>> 8;
+    out[authAt + 5] = aead.nonceLength & 0xff;
+    out[authAt + 6] = sealedLength >>> 8;
+    out[authAt + 7] = sealedLength & 0xff;
+    const nonceAt = authAt + 8;
+    if (slot) {
+      const nonce = aead.id === 15 ? this.sealNonce16 : this.sealNonce12;
+      this.nonces.fill(nonce, 0, nonce.length);
+      for (let k = 0; k < nonce.length; k++) out[nonceAt + k] = nonce[k]!;
+    } else {
+      this.nonces.fill(out, nonceAt, aead.nonceLength);
+    }
+    // Zero padding of the nonce and of the ciphertext (the slot may hold an older answer).
+    const ctAt = nonceAt + pad4(aead.nonceLength);
+    for (let k = nonceAt + aead.nonceLength; k < ctAt; k++) out[k] = 0;
+    const end = o + this.answerLength;
+    for (let k = ctAt + sealedLength; k < end; k++) out[k] = 0;
+    // Fresh cookies: the same plaintext (AEAD, C2S, S2C) sealed again under the current key.
+    // (A cookie that opened is as long as the one sealed now, a multiple of 4: no padding.)
+    const cookieEfLength = this.cookieEfLength;
+    const fields = slot ? this.fields : out;
+    let at = slot ? 0 : ctAt + aead.tagLength;
+    for (let i = 0; i < this.answerCookies; i++, at += cookieEfLength) {
+      putEfHeader(fields, at, EF_NTS_COOKIE, cookieEfLength);
+      this.keys.sealPlain(this.keyViews.plain, fields, at + 4);
+    }
+  }
+
+  /** Seals the answer at out[o...] (written by `writeAnswer`, header in place) with the request's S2C. */
+  sealSlot(out: Uint8Array, o: number): void {
+    const aead = this.aead;
+    const authAt = this.answerAuthAt;
+    const length = this.answerPlainLength;
+    const plaintext = (this.fieldViews[length] ??= this.fields.subarray(0, length));
+    const ctAt = o + authAt + 8 + pad4(aead.nonceLength);
+    const nonce = aead.id === 15 ? this.sealNonce16 : this.sealNonce12;
+    aead.sealInto(this.keyViews.s2c, nonce, plaintext, out.subarray(o, o + authAt), out, ctAt);
+  }
+
+  /** Writes the NAK's fields after the header at out[o + 48...]: the request's Unique Identifier field. */
+  writeNak(data: Uint8Array, base: number, out: Uint8Array, o: number): void {
+    const from = base + this.uidAt;
+    const to = o + NTP_HEADER_LENGTH;
+    const n = 4 + this.uidLength;
+    for (let k = 0; k < n; k++) out[to + k] = data[from + k]!;
   }
 }
 
-/** Puts the header in place and seals the cookie fields in place: the answer is complete. */
-function signAnswer(
-  answer: Uint8Array,
-  header: Uint8Array,
+/** Seals the cookie fields of the answer at out[o...] in place (header and fields before them written). */
+function sealAnswer(
+  out: Uint8Array,
+  o: number,
   aead: Aead,
   s2c: Uint8Array,
   authAt: number,
-  nonceAt: number,
-  ctAt: number,
   plaintextLength: number,
-): Uint8Array {
-  answer.set(header.length === NTP_HEADER_LENGTH ? header : header.subarray(0, NTP_HEADER_LENGTH));
+): void {
+  const nonceAt = o + authAt + 8;
+  const ctAt = nonceAt + pad4(aead.nonceLength);
   const plainAt = ctAt + aead.tagLength;
   aead.sealInto(
     s2c,
-    answer.subarray(nonceAt, nonceAt + aead.nonceLength),
-    answer.subarray(plainAt, plainAt + plaintextLength),
-    answer.subarray(0, authAt),
-    answer,
+    out.subarray(nonceAt, nonceAt + aead.nonceLength),
+    out.subarray(plainAt, plainAt + plaintextLength),
+    out.subarray(o, o + authAt),
+    out,
     ctAt,
   );
-  return answer;
 }

@@ -5,15 +5,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { unixDgramUnavailableReason } from '../../src/io/unix-dgram.js';
+import { READY_CONTROL, READY_SERVING, startRubidiumd, type Rubidiumd } from '../support/rubidiumd.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
 const CHRONYC = '/usr/bin/chronyc';
 const base = 30000 + (process.pid % 4000) * 3;
 const REF_PORT = base;
@@ -25,21 +22,6 @@ function chronyc(args: string[]): { out: string; code: number | null } {
   return { out: (r.stdout ?? '') + (r.stderr ?? ''), code: r.status };
 }
 const udp = (...cmd: string[]) => chronyc(['-n', '-h', '127.0.0.1', '-p', String(CMD_PORT), cmd.join(' ')]);
-
-function start(conf: string, dir: string, name: string): ChildProcess {
-  const file = join(dir, `${name}.conf`);
-  writeFileSync(file, conf);
-  return spawn(process.execPath, [RUBIDIUMD, '-x', '-d', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await done;
-  clearTimeout(t);
-}
 
 async function until(what: string, ms: number, f: () => boolean): Promise<void> {
   const end = Date.now() + ms;
@@ -73,34 +55,39 @@ test(
   'chronyc 4.3 against rubidiumd (UDP and Unix socket)',
   { skip: !existsSync(CHRONYC) && 'chronyc not installed', timeout: 90_000 },
   async (ctx) => {
-    const dir = mkdtempSync(join(tmpdir(), `rb-chronyc-${process.pid}-`));
-    const sock = join(dir, 'run', 'rubidiumd.sock');
-    const chronySock = join(dir, 'run', 'chronyd.sock');
-    const procs: ChildProcess[] = [];
+    const procs: Rubidiumd[] = [];
     try {
       procs.push(
-        start(
-          `port ${REF_PORT}\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 3\ncmdport 0\nbindcmdaddress /\n`,
-          dir,
-          'ref',
-        ),
-      );
-      procs.push(
-        start(
-          [
-            `server 127.0.0.1 port ${REF_PORT} iburst minpoll 0 maxpoll 1`,
-            `port ${CLIENT_NTP_PORT}`,
+        await startRubidiumd({
+          ns: null,
+          tag: 'chronyc-ref',
+          lines: [
+            `port ${REF_PORT}`,
             'bindaddress 127.0.0.1',
             'allow 127.0.0.1',
-            `cmdport ${CMD_PORT}`,
-            'bindcmdaddress 127.0.0.1',
-            `bindcmdaddress ${sock}`,
-            '',
-          ].join('\n'),
-          dir,
-          'client',
-        ),
+            'local stratum 3',
+            'cmdport 0',
+            'bindcmdaddress /',
+          ],
+          ready: READY_SERVING,
+        }),
       );
+      const client = await startRubidiumd({
+        ns: null,
+        tag: 'chronyc-client',
+        lines: [
+          `server 127.0.0.1 port ${REF_PORT} iburst minpoll 0 maxpoll 1`,
+          `port ${CLIENT_NTP_PORT}`,
+          'bindaddress 127.0.0.1',
+          'allow 127.0.0.1',
+          `cmdport ${CMD_PORT}`,
+          'bindcmdaddress 127.0.0.1',
+          'bindcmdaddress $DIR/run/rubidiumd.sock',
+        ],
+        ready: READY_CONTROL,
+      });
+      procs.push(client);
+      const chronySock = join(client.dir, 'run', 'chronyd.sock');
       // Synchronised to the reference: chronyc tracking shows it.
       await until('tracking to show the reference', 30_000, () => /Stratum\s+:\s+4/.test(udp('tracking').out));
       const t = fields(udp('tracking').out);
@@ -207,8 +194,7 @@ test(
       assert.deepEqual(after, []);
       assert.equal(ux('delete', '127.0.0.1').out.trim(), '503 No such source');
     } finally {
-      for (const p of procs) await stop(p);
-      rmSync(dir, { recursive: true, force: true });
+      for (const p of procs) await p.stop();
     }
   },
 );

@@ -10,14 +10,14 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDriftFile } from '../../src/discipline/driftfile.js';
 import { isRoot, makeTempDir, removeTempDir, sleep, startDaemon, type ManagedProcess } from '../support/netns.js';
+import { READY_CONTROL, quietLines, runRubidiumd, writeConf } from '../support/rubidiumd.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
 const ROUNDS = 20;
 
 describe('crash safety', () => {
@@ -32,31 +32,14 @@ describe('crash safety', () => {
     const state = join(dir, 'state');
     const drift = join(state, 'drift');
     const pidfile = join(state, 'rubidiumd.pid');
-    const conf = join(dir, 'rubidium.conf');
-    writeFileSync(
-      conf,
-      [
-        'port 0',
-        'cmdport 0',
-        `bindcmdaddress ${join(dir, 'cmd.sock')}`,
-        'local stratum 10',
-        `driftfile ${drift} interval 1`,
-        `pidfile ${pidfile}`,
-        '',
-      ].join('\n'),
-    );
+    const conf = writeConf(dir, [...quietLines(dir), `driftfile ${drift} interval 1`, `pidfile ${pidfile}`]);
     const allowedTemp = (name: string, pid: number) =>
       name === `.drift.${pid}.tmp` || name === `.rubidiumd.pid.${pid}.tmp`;
     let killedMidWrite = 0;
     let driftSeen = 0;
     let prevPid: number | null = null;
     for (let round = 0; round < ROUNDS; round++) {
-      const proc: ManagedProcess = await startDaemon(null, [process.execPath, RUBIDIUMD, '-x', '-d', '-f', conf], {
-        name: `rubidiumd#${round}`,
-        dropSysTime: isRoot(),
-        readyPattern: /Control socket on/,
-        readyTimeoutMs: 15_000,
-      });
+      const proc: ManagedProcess = await runRubidiumd(null, conf, { name: `rubidiumd#${round}`, ready: READY_CONTROL });
       cleanups.push(() => proc.stop({ signal: 'SIGKILL' }));
       const out = proc.output();
       // The previous round's leftovers did not stop this start: its pidfile was taken over and
@@ -87,11 +70,7 @@ describe('crash safety', () => {
     }
     assert.ok(driftSeen >= ROUNDS / 2, `drift file present after only ${driftSeen} of ${ROUNDS} kills`);
     // A graceful stop after all that still works and removes the pidfile.
-    const last = await startDaemon(null, [process.execPath, RUBIDIUMD, '-x', '-d', '-f', conf], {
-      name: 'rubidiumd#last',
-      dropSysTime: isRoot(),
-      readyPattern: /Control socket on/,
-    });
+    const last = await runRubidiumd(null, conf, { name: 'rubidiumd#last', ready: READY_CONTROL });
     cleanups.push(() => last.stop());
     assert.deepEqual(
       readdirSync(state).filter((n) => n.endsWith('.tmp')),

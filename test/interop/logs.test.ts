@@ -6,14 +6,12 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createNetnsPair, isRoot, makeTempDir, removeTempDir, startDaemon, unwind, waitFor } from '../support/netns.js';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createNetnsPair, isRoot, makeTempDir, removeTempDir, unwind, waitFor } from '../support/netns.js';
+import { READY_SERVING, READY_STARTING, startRubidiumd } from '../support/rubidiumd.js';
 import { startChronyd } from '../support/peers.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
 const skip = isRoot() ? false : 'interop tests need root (network namespaces, veth)';
 const NAMES = ['measurements', 'statistics', 'tracking'] as const;
 
@@ -39,20 +37,16 @@ describe('log files match chronyd 4.3', { skip }, () => {
     try {
       const pair = await createNetnsPair({ tag: 'logs', subnet: 9 });
       cleanups.push(() => pair.destroy());
-      const sdir = makeTempDir('rb-logs-server');
-      cleanups.push(async () => removeTempDir(sdir));
-      writeFileSync(join(sdir, 'c.conf'), 'local stratum 1\nallow all\ncmdport 0\nbindcmdaddress /\n');
-      const server = await startDaemon(
-        pair.server,
-        [process.execPath, RUBIDIUMD, '-x', '-d', '-f', join(sdir, 'c.conf'), '--inject-error', '0.05,0'],
-        {
-          name: 'rubidiumd-server',
-          readyPattern: /Serving NTP/,
-          readyTimeoutMs: 15_000,
-          logFile: join(sdir, 'server.log'),
-        },
-      );
-      cleanups.push(() => server.stop().then(() => undefined));
+      const server = await startRubidiumd({
+        ns: pair.server,
+        tag: 'rb-logs-server',
+        name: 'rubidiumd-server',
+        confName: 'c.conf',
+        lines: ['local stratum 1', 'allow all', 'cmdport 0', 'bindcmdaddress /'],
+        flags: ['--inject-error', '0.05,0'],
+        ready: READY_SERVING,
+      });
+      cleanups.push(() => server.stop());
 
       // chronyd creates its logdir for its own user (_chrony) after dropping root: let it in.
       const chronyTop = makeTempDir('rb-logs-chrony');
@@ -67,28 +61,25 @@ describe('log files match chronyd 4.3', { skip }, () => {
       });
       cleanups.push(() => chronyd.stop());
 
-      const rdir = makeTempDir('rb-logs-rubidium');
-      cleanups.push(async () => removeTempDir(rdir));
-      writeFileSync(
-        join(rdir, 'c.conf'),
+      const client = await startRubidiumd({
+        ns: pair.client,
+        tag: 'rb-logs-rubidium',
+        name: 'rubidiumd-client',
+        confName: 'c.conf',
         // Polls at 1 s: our measurements are collected once a second, so each sample gets its line.
-        [
+        lines: [
           `server ${pair.serverAddr} iburst minpoll 0 maxpoll 0`,
           'port 0',
           'cmdport 0',
           'bindcmdaddress /',
-          `logdir ${join(rdir, 'log')}`,
+          'logdir $DIR/log',
           'log measurements statistics tracking',
-          '',
-        ].join('\n'),
-      );
-      const rb = await startDaemon(pair.client, [process.execPath, RUBIDIUMD, '-x', '-d', '-f', join(rdir, 'c.conf')], {
-        name: 'rubidiumd-client',
-        readyPattern: /starting/,
-        readyTimeoutMs: 15_000,
-        logFile: join(rdir, 'client.log'),
+        ],
+        ready: READY_STARTING,
       });
-      cleanups.push(() => rb.stop().then(() => undefined));
+      cleanups.push(() => client.stop());
+      const rb = client.proc;
+      const rdir = client.dir;
 
       await waitFor(
         async () =>

@@ -9,15 +9,13 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
+  assertNothingLeft,
   cleanupLeftovers,
   createNetnsPair,
   isRoot,
-  liveManagedProcesses,
   makeTempDir,
-  ownNamespaces,
   removeTempDir,
   run,
   startDaemon,
@@ -25,10 +23,9 @@ import {
   unwind,
 } from '../support/netns.js';
 import { ntpdig, PEER_BINARIES, requirePeers } from '../support/peers.js';
+import { RUBIDIUMD, rubidiumdArgv, writeConf } from '../support/rubidiumd.js';
 import { parseConfigText } from '../../src/config/chrony-conf.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
 const skip = isRoot() ? false : 'interop tests need root (network namespaces)';
 
 const NTPSEC_CONF = '/opt/rubidium-peers/ntpsec/etc/ntpsec/ntp.conf';
@@ -81,11 +78,7 @@ describe('ntp.conf: converter checked by chronyd, restrict in the daemon', { ski
   });
 
   after(() => {
-    assert.deepEqual(ownNamespaces(), []);
-    assert.deepEqual(
-      liveManagedProcesses().map((p) => `${p.name} ${p.pid}`),
-      [],
-    );
+    assertNothingLeft();
   });
 
   it('converted ntp.conf files are accepted by chronyd -x -p and by our chrony.conf parser', async () => {
@@ -130,16 +123,15 @@ describe('ntp.conf: converter checked by chronyd, restrict in the daemon', { ski
       cleanups.push(() => pair.destroy());
       const dir = makeTempDir('ntpconf');
       cleanups.push(async () => removeTempDir(dir));
-      const conf = join(dir, 'ntp.conf');
-      writeFileSync(
-        conf,
+      const conf = writeConf(
+        dir,
         [
           'tos orphan 8 orphanwait 0', // serve synchronised (local stratum) time at once, without sources
           'restrict default kod nomodify noquery limited',
           `restrict ${pair.clientAddr} ignore`,
           `restrict ${pair.serverAddr}`,
-          '',
-        ].join('\n'),
+        ],
+        'ntp.conf',
       );
       const p = await run(process.execPath, [RUBIDIUMD, '-f', conf, '-p'], { timeoutMs: 20_000 });
       assert.equal(p.code, 0, p.stderr);
@@ -155,12 +147,7 @@ describe('ntp.conf: converter checked by chronyd, restrict in the daemon', { ski
           'sh',
           '-c',
           'mount -t tmpfs tmpfs /run && exec "$0" "$@"',
-          process.execPath,
-          RUBIDIUMD,
-          '-x',
-          '-d',
-          '-f',
-          conf,
+          ...rubidiumdArgv(conf),
         ],
         {
           name: `rubidiumd@${pair.server}`,

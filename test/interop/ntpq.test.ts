@@ -12,30 +12,21 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
+  assertNothingLeft,
   cleanupLeftovers,
   createNetnsPair,
   isRoot,
-  liveManagedProcesses,
-  makeTempDir,
-  ownNamespaces,
-  removeTempDir,
   run,
   runInNs,
-  startDaemon,
   unwind,
   waitFor,
-  type ManagedProcess,
 } from '../support/netns.js';
+import { READY_SERVING, startRubidiumd } from '../support/rubidiumd.js';
 import { PEER_BINARIES, ntpsecEnv, parseNtpqPeers, requirePeers } from '../support/peers.js';
 import { ntpqRequest } from '../support/mode6.js';
 import { CERR, OP, decodeControlHeader } from '../../src/ntp/mode6.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
 const PYTHON = '/usr/bin/python3';
 const skip = isRoot() ? false : 'interop tests need root (network namespaces, veth)';
 
@@ -45,43 +36,6 @@ const CLIENT = `10.77.${SUBNET}.2`;
 /** A second address in the server namespace that the client's ntp.conf marks noquery. */
 const NOQUERY = `10.77.${SUBNET}.3`;
 const SILENT = 130;
-
-async function startRubidiumd(
-  ns: string,
-  name: string,
-  text: string,
-  ready = /Serving NTP on/,
-): Promise<{
-  proc: ManagedProcess;
-  stop: () => Promise<void>;
-}> {
-  const dir = makeTempDir('ntpq');
-  const conf = join(dir, name);
-  writeFileSync(conf, text);
-  let proc: ManagedProcess;
-  try {
-    proc = await startDaemon(ns, [process.execPath, RUBIDIUMD, '-x', '-d', '-f', conf], {
-      name: `rubidiumd@${ns}`,
-      readyPattern: ready,
-      readyTimeoutMs: 15_000,
-      logFile: join(dir, 'rubidiumd.log'),
-    });
-  } catch (e) {
-    removeTempDir(dir);
-    throw e;
-  }
-  const p = proc;
-  return {
-    proc: p,
-    stop: async () => {
-      try {
-        await p.stop();
-      } finally {
-        removeTempDir(dir);
-      }
-    },
-  };
-}
 
 async function ntpq(ns: string, args: string[], host = '127.0.0.1'): Promise<{ stdout: string; stderr: string }> {
   const r = await runInNs(ns, PYTHON, [PEER_BINARIES.ntpq, ...args, host], {
@@ -149,11 +103,7 @@ describe('NTPsec ntpq against rubidiumd (mode 6)', { skip }, () => {
   });
 
   after(() => {
-    assert.deepEqual(ownNamespaces(), []);
-    assert.deepEqual(
-      liveManagedProcesses().map((p) => `${p.name} ${p.pid}`),
-      [],
-    );
+    assertNothingLeft();
   });
 
   it('ntpq -p/-pn/rv/as/opeers, fragments, noquery, amplification, mode 7', { timeout: 240_000 }, async () => {
@@ -162,32 +112,33 @@ describe('NTPsec ntpq against rubidiumd (mode 6)', { skip }, () => {
       const pair = await createNetnsPair({ tag: 'q6', subnet: SUBNET });
       cleanups.push(() => pair.destroy());
       await run('ip', ['-n', pair.server, 'addr', 'add', `${NOQUERY}/24`, 'dev', pair.serverIf]);
-      const serverDir = makeTempDir('ntpq-srv');
-      cleanups.push(async () => removeTempDir(serverDir));
-      const server = await startRubidiumd(
-        pair.server,
-        'server.conf',
-        ['local stratum 1', 'allow all', 'cmdport 0', `bindcmdaddress ${join(serverDir, 'cmd.sock')}`, ''].join('\n'),
-      );
+      const server = await startRubidiumd({
+        ns: pair.server,
+        tag: 'ntpq-srv',
+        confName: 'server.conf',
+        lines: ['local stratum 1', 'allow all', 'cmdport 0', 'bindcmdaddress $DIR/cmd.sock'],
+        ready: READY_SERVING,
+      });
       cleanups.push(() => server.stop());
 
       const silent = Array.from(
         { length: SILENT },
         (_, i) => `server 127.1.${i >> 8}.${(i & 0xff) + 1} minpoll 10 maxpoll 10 noselect`,
       );
-      const client = await startRubidiumd(
-        pair.client,
-        'ntp.conf',
-        [
+      const client = await startRubidiumd({
+        ns: pair.client,
+        tag: 'ntpq-cli',
+        confName: 'ntp.conf',
+        lines: [
           `server ${SERVER} iburst minpoll 0 maxpoll 0`,
           ...silent,
           // NTPsec's built-in default is noquery; open ntpq to loopback and the server's address.
           'restrict 127.0.0.1',
           `restrict ${SERVER}`,
           `restrict ${NOQUERY} noquery`,
-          '',
-        ].join('\n'),
-      );
+        ],
+        ready: READY_SERVING,
+      });
       cleanups.push(() => client.stop());
 
       // ntpq -pn from loopback: wait until rubidiumd has selected the server ('*').
@@ -333,16 +284,13 @@ describe('NTPsec ntpq against rubidiumd (mode 6)', { skip }, () => {
       await client.stop();
 
       // chrony.conf has no restrict: loopback only.
-      const chronyStyle = await startRubidiumd(
-        pair.client,
-        'chrony.conf',
-        [
-          `server ${SERVER} iburst minpoll 0 maxpoll 0`,
-          'cmdport 0',
-          `bindcmdaddress ${join(serverDir, 'c2.sock')}`,
-          '',
-        ].join('\n'),
-      );
+      const chronyStyle = await startRubidiumd({
+        ns: pair.client,
+        tag: 'ntpq-chrony',
+        confName: 'chrony.conf',
+        lines: [`server ${SERVER} iburst minpoll 0 maxpoll 0`, 'cmdport 0', 'bindcmdaddress $DIR/c2.sock'],
+        ready: READY_SERVING,
+      });
       cleanups.push(() => chronyStyle.stop());
       const local = await ntpq(pair.client, ['-c', 'rv 0 version']);
       assert.match(local.stdout, /version="rubidiumd /);

@@ -11,31 +11,25 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { chmodSync } from 'node:fs';
+import { join } from 'node:path';
 import {
+  assertNothingLeft,
   cleanupLeftovers,
   createNetnsPair,
   isRoot,
-  liveManagedProcesses,
   makeTempDir,
-  ownNamespaces,
   removeTempDir,
   runInNs,
-  startDaemon,
   unwind,
   waitFor,
-  type ManagedProcess,
 } from '../support/netns.js';
+import { startRubidiumd, type Rubidiumd } from '../support/rubidiumd.js';
 import { PEER_BINARIES, requirePeers, startChronyd, startNtpd } from '../support/peers.js';
 import { makeTestPki } from '../support/test-pki.js';
 import type { AuthDataReport } from '../../src/control/authdata.js';
 import type { SourceReport, TrackingReport } from '../../src/control/reports.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
-const RUBIDIUMC = join(root, 'bin', 'rubidiumc');
 const skip = isRoot() ? false : 'interop tests need root (network namespaces, veth)';
 
 /** Subnets of this file's namespace pairs (10.77.N.0/24); the certificate names their servers. */
@@ -48,66 +42,9 @@ function makeCerts(): { dir: string; ca: string; cert: string; key: string } {
   return { dir, ca: pki.caCert, cert: pki.serverCert, key: pki.serverKey };
 }
 
-interface Rubidiumd {
-  proc: ManagedProcess;
-  dir: string;
-  query<T>(cmd: string): Promise<T>;
-  stop(): Promise<void>;
-}
-
-async function startRubidiumd(ns: string, lines: string[], cmdPort = 11323): Promise<Rubidiumd> {
-  const dir = makeTempDir('rubidiumd-nts');
-  const conf = join(dir, 'rubidium.conf');
-  writeFileSync(
-    conf,
-    [
-      ...lines,
-      `ntsdumpdir ${join(dir, 'nts')}`,
-      `cmdport ${cmdPort}`,
-      'bindcmdaddress 127.0.0.1',
-      `bindcmdaddress ${join(dir, 'cmd.sock')}`,
-      '',
-    ].join('\n'),
-  );
-  let proc: ManagedProcess;
-  try {
-    proc = await startDaemon(ns, [process.execPath, RUBIDIUMD, '-x', '-d', '-f', conf], {
-      name: `rubidiumd@${ns}`,
-      readyPattern: /Control socket on/,
-      readyTimeoutMs: 15_000,
-      logFile: join(dir, 'rubidiumd.log'),
-    });
-  } catch (e) {
-    removeTempDir(dir);
-    throw e;
-  }
-  const p = proc;
-  let stopped = false;
-  return {
-    proc: p,
-    dir,
-    query: async <T>(cmd: string): Promise<T> => {
-      const r = await runInNs(ns, process.execPath, [
-        RUBIDIUMC,
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(cmdPort),
-        '--json',
-        ...cmd.split(' '),
-      ]);
-      return JSON.parse(r.stdout) as T;
-    },
-    stop: async () => {
-      if (stopped) return;
-      stopped = true;
-      try {
-        await p.stop();
-      } finally {
-        removeTempDir(dir);
-      }
-    },
-  };
+/** rubidiumd in `ns` with a command port and its NTS keys dumped in its own dir. */
+function startNtsRubidiumd(ns: string, lines: string[]): Promise<Rubidiumd> {
+  return startRubidiumd({ ns, tag: 'rubidiumd-nts', lines: [...lines, 'ntsdumpdir $DIR/nts'], cmdPort: 11323 });
 }
 
 /** chronyc -c authdata: Name,Mode,KeyID,Type,KLen,Last,Atmp,NAK,Cook,CLen. */
@@ -169,11 +106,7 @@ describe('NTS with real peers on veth', { skip }, () => {
 
   after(() => {
     if (certs) removeTempDir(certs.dir);
-    assert.deepEqual(ownNamespaces(), []);
-    assert.deepEqual(
-      liveManagedProcesses().map((p) => `${p.name} ${p.pid}`),
-      [],
-    );
+    assertNothingLeft();
   });
 
   const serverLines = (): string[] => [
@@ -191,7 +124,7 @@ describe('NTS with real peers on veth', { skip }, () => {
       try {
         const pair = await createNetnsPair({ tag: 'ntsa', subnet: SUBNETS.a });
         cleanups.push(() => pair.destroy());
-        let server = await startRubidiumd(pair.server, serverLines());
+        let server = await startNtsRubidiumd(pair.server, serverLines());
         cleanups.push(() => server.stop());
         const sock = chronycSocket();
         cleanups.push(async () => removeTempDir(sock.dir));
@@ -225,7 +158,7 @@ describe('NTS with real peers on veth', { skip }, () => {
         // NAK: a server that lost its keys (fresh ntsdumpdir) cannot open chronyd's cookies.
         const restarted = Date.now();
         await server.stop();
-        server = await startRubidiumd(pair.server, serverLines());
+        server = await startNtsRubidiumd(pair.server, serverLines());
         cleanups.push(() => server.stop());
         const recovered = await waitFor(
           async () => {
@@ -281,7 +214,7 @@ describe('NTS with real peers on veth', { skip }, () => {
         extraConfig: [...sock.config, `ntsservercert ${certs.cert}`, `ntsserverkey ${certs.key}`],
       });
       cleanups.push(() => chrony.stop());
-      const client = await startRubidiumd(pair.client, [
+      const client = await startNtsRubidiumd(pair.client, [
         `server ${pair.serverAddr} iburst nts minpoll -2 maxpoll -2`,
         `ntstrustedcerts ${certs.ca}`,
         'nosystemcert',
@@ -323,7 +256,7 @@ describe('NTS with real peers on veth', { skip }, () => {
     try {
       const pair = await createNetnsPair({ tag: 'ntsc', subnet: SUBNETS.c });
       cleanups.push(() => pair.destroy());
-      const server = await startRubidiumd(pair.server, serverLines());
+      const server = await startNtsRubidiumd(pair.server, serverLines());
       cleanups.push(() => server.stop());
       const ntpd = await startNtpd({
         ns: pair.client,

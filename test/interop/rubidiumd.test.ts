@@ -12,95 +12,32 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
+  assertNothingLeft,
   cleanupLeftovers,
   unwind,
   createNetnsPair,
   isRoot,
-  liveManagedProcesses,
   makeTempDir,
-  ownNamespaces,
   removeTempDir,
-  runInNs,
-  startDaemon,
   waitFor,
   sleep,
-  type ManagedProcess,
 } from '../support/netns.js';
+import { startRubidiumd, type Rubidiumd } from '../support/rubidiumd.js';
 import { analyzeCapture, ntpdig, requirePeers, startCapture, startChronyd, startNtpd } from '../support/peers.js';
 import { probeInNs, type ProbeResult } from '../support/probe.js';
 import type { NtpDataReport, SourceReport, TrackingReport } from '../../src/control/reports.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
-const RUBIDIUMC = join(root, 'bin', 'rubidiumc');
 const skip = isRoot() ? false : 'interop tests need root (network namespaces, veth)';
 
 /** Limit of the issue: served time within 100 µs of the truth. */
 const LIMIT = 100e-6;
 
-interface Rubidiumd {
-  proc: ManagedProcess;
-  ns: string;
-  cmdPort: number;
-  query<T>(cmd: string): Promise<T>;
-  stop(): Promise<void>;
-}
-
-async function startRubidiumd(
-  ns: string,
-  lines: string[],
-  extraArgs: string[] = [],
-  cmdPort = 11323,
-): Promise<Rubidiumd> {
-  const dir = makeTempDir('rubidiumd');
-  const conf = join(dir, 'rubidium.conf');
-  writeFileSync(
-    conf,
-    [...lines, `cmdport ${cmdPort}`, 'bindcmdaddress 127.0.0.1', `bindcmdaddress ${join(dir, 'cmd.sock')}`, ''].join(
-      '\n',
-    ),
-  );
-  let proc: ManagedProcess;
-  try {
-    proc = await startDaemon(ns, [process.execPath, RUBIDIUMD, '-x', '-d', '-f', conf, ...extraArgs], {
-      name: `rubidiumd@${ns}`,
-      readyPattern: /Control socket on/,
-      readyTimeoutMs: 15_000,
-      logFile: join(dir, 'rubidiumd.log'),
-    });
-  } catch (e) {
-    removeTempDir(dir);
-    throw e;
-  }
-  const p = proc;
-  return {
-    proc: p,
-    ns,
-    cmdPort,
-    query: async <T>(cmd: string): Promise<T> => {
-      const r = await runInNs(ns, process.execPath, [
-        RUBIDIUMC,
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(cmdPort),
-        '--json',
-        ...cmd.split(' '),
-      ]);
-      return JSON.parse(r.stdout) as T;
-    },
-    stop: async () => {
-      try {
-        await p.stop();
-      } finally {
-        removeTempDir(dir);
-      }
-    },
-  };
+/** rubidiumd in `ns` with its command port on 11323 (each namespace has its own). */
+function startIn(ns: string, lines: string[], flags: string[] = []): Promise<Rubidiumd> {
+  return startRubidiumd({ ns, tag: 'rubidiumd', lines, flags, cmdPort: 11323 });
 }
 
 /** Waits until the daemon selects a source ('*'). */
@@ -149,11 +86,7 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
   });
 
   after(() => {
-    assert.deepEqual(ownNamespaces(), []);
-    assert.deepEqual(
-      liveManagedProcesses().map((p) => `${p.name} ${p.pid}`),
-      [],
-    );
+    assertNothingLeft();
   });
 
   it(
@@ -166,7 +99,7 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
         cleanups.push(() => pair.destroy());
         const capture = await startCapture(pair.server, pair.serverIf);
         cleanups.push(() => capture.dispose());
-        const server = await startRubidiumd(pair.server, ['local stratum 1', 'allow all']);
+        const server = await startIn(pair.server, ['local stratum 1', 'allow all']);
         cleanups.push(() => server.stop());
 
         // The probe itself: rubidiumd serves the host clock (no source, local stratum 1).
@@ -248,13 +181,9 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
         cleanups.push(() => pair.destroy());
         const capture = await startCapture(pair.client, pair.clientIf);
         cleanups.push(() => capture.dispose());
-        const server = await startRubidiumd(
-          pair.server,
-          ['local stratum 1', 'allow all'],
-          ['--inject-error', '0.25,20'],
-        );
+        const server = await startIn(pair.server, ['local stratum 1', 'allow all'], ['--inject-error', '0.25,20']);
         cleanups.push(() => server.stop());
-        const client = await startRubidiumd(pair.client, [
+        const client = await startIn(pair.client, [
           `server ${pair.serverAddr} iburst minpoll -2 maxpoll -2`,
           'makestep 0.1 3',
           'allow all',
@@ -291,7 +220,7 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
       cleanups.push(() => pair.destroy());
       const chrony = await startChronyd({ ns: pair.server, localStratum: 1 });
       cleanups.push(() => chrony.stop());
-      const client = await startRubidiumd(
+      const client = await startIn(
         pair.client,
         [`server ${pair.serverAddr} iburst minpoll -2 maxpoll -2`, 'makestep 0.1 3', 'allow all'],
         ['--inject-error', '0.25,20'],
@@ -317,7 +246,7 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
       cleanups.push(() => pair.destroy());
       const ntpd = await startNtpd({ ns: pair.server, localStratum: 3 });
       cleanups.push(() => ntpd.stop());
-      const client = await startRubidiumd(pair.client, [
+      const client = await startIn(pair.client, [
         `server ${pair.serverAddr} iburst minpoll -2 maxpoll -2`,
         'makestep 0.1 3',
         'allow all',
@@ -342,7 +271,7 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
       const pair = await createNetnsPair({ tag: 'rx', subnet: 6 });
       cleanups.push(() => pair.destroy());
       // chronyd client, rubidiumd server.
-      const server = await startRubidiumd(pair.server, ['local stratum 1', 'allow all']);
+      const server = await startIn(pair.server, ['local stratum 1', 'allow all']);
       cleanups.push(() => server.stop());
       // chronyc ntpdata needs chronyd's Unix socket; its measurements log shows the same: the
       // mode column reads 4I for an interleaved answer, 4B for a basic one.
@@ -380,7 +309,7 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
       // rubidiumd client, chronyd server.
       const chronyServer = await startChronyd({ ns: pair.server, localStratum: 1 });
       cleanups.push(() => chronyServer.stop());
-      const client = await startRubidiumd(pair.client, [
+      const client = await startIn(pair.client, [
         `server ${pair.serverAddr} iburst minpoll -2 maxpoll -2 xleave`,
         'makestep 0.1 3',
         'allow all',

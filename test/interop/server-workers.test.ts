@@ -17,32 +17,26 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
+  assertNothingLeft,
   cleanupLeftovers,
   createNamespace,
   deleteNamespace,
   isRoot,
-  liveManagedProcesses,
   makeTempDir,
-  ownNamespaces,
   removeTempDir,
   runInNs,
   sleep,
-  startDaemon,
   unwind,
   waitFor,
-  type ManagedProcess,
 } from '../support/netns.js';
+import { startRubidiumd, type Rubidiumd } from '../support/rubidiumd.js';
 import { PEER_BINARIES, ntpsecEnv, requirePeers } from '../support/peers.js';
 import { makeTestPki } from '../support/test-pki.js';
 import type { AuthDataReport } from '../../src/control/authdata.js';
 import type { ClientReport, ServerStatsReport, SourceReport } from '../../src/control/reports.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
-const RUBIDIUMC = join(root, 'bin', 'rubidiumc');
 const PYTHON = '/usr/bin/python3';
 const skip = isRoot() ? false : 'interop tests need root (network namespaces)';
 const CMD_PORT = 11323;
@@ -156,16 +150,13 @@ interface Answer {
   length: number;
 }
 
-interface Served {
-  proc: ManagedProcess;
-  dir: string;
+/** A rubidiumd instance plus the test's NTP client (run inside the same namespace). */
+interface Served extends Rubidiumd {
   client<T>(cmd: string, arg: object): Promise<T>;
-  query<T>(cmd: string): Promise<T>;
-  stop(): Promise<void>;
 }
 
 function startServer(ns: string, workers: number): Promise<Served> {
-  return startRubidiumd(ns, `swk${workers}`, [
+  return startServed(ns, `swk${workers}`, [
     'local stratum 1',
     'allow',
     // A burst large against the leak's noise: a flood spread over two workers would get two bursts.
@@ -174,59 +165,20 @@ function startServer(ns: string, workers: number): Promise<Served> {
   ]);
 }
 
-async function startRubidiumd(ns: string, tag: string, lines: string[], cmdPort = CMD_PORT): Promise<Served> {
-  const dir = makeTempDir(tag);
-  const conf = join(dir, 'rubidium.conf');
-  writeFileSync(
-    conf,
-    [
-      ...lines.map((l) => l.replace('$DIR', dir)),
-      `cmdport ${cmdPort}`,
-      'bindcmdaddress 127.0.0.1',
-      `bindcmdaddress ${join(dir, 'cmd.sock')}`,
-      '',
-    ].join('\n'),
-  );
-  const script = join(dir, 'client.mjs');
-  writeFileSync(script, CLIENT);
-  let proc: ManagedProcess;
+async function startServed(ns: string, tag: string, lines: string[], cmdPort = CMD_PORT): Promise<Served> {
+  const d = await startRubidiumd({ ns, tag, lines, cmdPort, readyTimeoutMs: 20_000 });
+  const script = join(d.dir, 'client.mjs');
   try {
-    proc = await startDaemon(ns, [process.execPath, RUBIDIUMD, '-x', '-d', '-f', conf], {
-      name: `rubidiumd-${tag}@${ns}`,
-      readyPattern: /Control socket on/,
-      readyTimeoutMs: 20_000,
-      logFile: join(dir, 'rubidiumd.log'),
-    });
+    writeFileSync(script, CLIENT);
   } catch (e) {
-    removeTempDir(dir);
+    await d.stop();
     throw e;
   }
-  const p = proc;
   return {
-    proc: p,
-    dir,
+    ...d,
     client: async <T>(cmd: string, arg: object): Promise<T> => {
       const r = await runInNs(ns, process.execPath, [script, cmd, JSON.stringify(arg)], { timeoutMs: 60_000 });
       return JSON.parse(r.stdout) as T;
-    },
-    query: async <T>(cmd: string): Promise<T> => {
-      const r = await runInNs(ns, process.execPath, [
-        RUBIDIUMC,
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(cmdPort),
-        '--json',
-        cmd,
-      ]);
-      return JSON.parse(r.stdout) as T;
-    },
-    stop: async () => {
-      try {
-        await p.stop();
-      } finally {
-        removeTempDir(dir);
-      }
     },
   };
 }
@@ -325,11 +277,7 @@ describe('rubidiumd serving with batched sockets and server workers', { skip }, 
   });
 
   after(() => {
-    assert.deepEqual(ownNamespaces(), []);
-    assert.deepEqual(
-      liveManagedProcesses().map((p) => `${p.name} ${p.pid}`),
-      [],
-    );
+    assertNothingLeft();
   });
 
   it(
@@ -342,7 +290,7 @@ describe('rubidiumd serving with batched sockets and server workers', { skip }, 
         const certDir = makeTempDir('swk-certs');
         cleanups.push(async () => removeTempDir(certDir));
         const pki = makeTestPki(certDir, ['127.0.0.1']);
-        const server = await startRubidiumd(ns, 'swk-nts-srv', [
+        const server = await startServed(ns, 'swk-nts-srv', [
           'local stratum 1',
           'allow',
           'serverworkers 2',
@@ -354,7 +302,7 @@ describe('rubidiumd serving with batched sockets and server workers', { skip }, 
         cleanups.push(() => server.stop());
         // The workers started with the first key; NTS-KE now hands out cookies of a later one.
         await server.proc.waitForOutput(/NTS: server keys rotated/, 10_000);
-        const client = await startRubidiumd(
+        const client = await startServed(
           ns,
           'swk-nts-cli',
           [

@@ -11,7 +11,7 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDriftFile } from '../../src/discipline/driftfile.js';
@@ -22,41 +22,22 @@ import {
   isRoot,
   makeTempDir,
   removeTempDir,
-  startDaemon,
   waitFor,
   type ManagedProcess,
 } from '../support/netns.js';
+import { READY_STARTING, quietLines, rubidiumdArgv, runRubidiumd, writeConf } from '../support/rubidiumd.js';
 import { probeInNs } from '../support/probe.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
 const noUnix = unixDgramUnavailableReason();
 
-function writeConf(dir: string, lines: string[]): string {
-  const conf = join(dir, 'rubidium.conf');
-  writeFileSync(conf, [...lines, ''].join('\n'));
-  return conf;
-}
-
 function start(conf: string, opts: { env?: NodeJS.ProcessEnv; ns?: string | null; ready?: RegExp } = {}) {
-  return startDaemon(opts.ns ?? null, [process.execPath, RUBIDIUMD, '-x', '-d', '-f', conf], {
-    name: 'rubidiumd',
-    env: { ...process.env, ...opts.env },
-    dropSysTime: isRoot(),
-    readyPattern: opts.ready ?? /rubidiumd version .* starting/,
-    readyTimeoutMs: 15_000,
-  });
+  return runRubidiumd(opts.ns ?? null, conf, { name: 'rubidiumd', env: opts.env, ready: opts.ready ?? READY_STARTING });
 }
 
-/** A daemon that needs no privileges and touches no shared port: no NTP server, Unix control only. */
+/** The quiet daemon of every test here (see quietLines) plus `extra`, in `dir/rubidium.conf`. */
 function quietConf(dir: string, extra: string[] = []): string {
-  return writeConf(dir, [
-    'port 0',
-    'cmdport 0',
-    `bindcmdaddress ${join(dir, 'cmd.sock')}`,
-    'local stratum 10',
-    ...extra,
-  ]);
+  return writeConf(dir, [...quietLines(dir), ...extra]);
 }
 
 describe('rubidiumd service integration', () => {
@@ -118,7 +99,8 @@ describe('rubidiumd service integration', () => {
     const dirB = makeTempDir('svc-pid-b');
     cleanups.push(() => removeTempDir(dirB));
     const confB = quietConf(dirB, [`pidfile ${pidfile}`]);
-    const r = spawnSync(process.execPath, [RUBIDIUMD, '-x', '-d', '-f', confB], { encoding: 'utf8', timeout: 15_000 });
+    const [node, ...args] = rubidiumdArgv(confB);
+    const r = spawnSync(node!, args, { encoding: 'utf8', timeout: 15_000 });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`Another rubidiumd may already be running \\(pid ${a.pid}\\), check ${pidfile}`));
     assert.equal(readFileSync(pidfile, 'utf8'), `${a.pid}\n`, 'the refused daemon must not touch the pidfile');

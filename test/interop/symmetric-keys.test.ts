@@ -9,30 +9,24 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
+  assertNothingLeft,
   cleanupLeftovers,
   createNetnsPair,
   isRoot,
-  liveManagedProcesses,
   makeTempDir,
-  ownNamespaces,
   removeTempDir,
   runInNs,
   sleep,
-  startDaemon,
   unwind,
   waitFor,
-  type ManagedProcess,
 } from '../support/netns.js';
+import { startRubidiumd, type Rubidiumd } from '../support/rubidiumd.js';
 import { PEER_BINARIES, requirePeers, startChronyd } from '../support/peers.js';
 import type { SourceReport, NtpDataReport } from '../../src/control/reports.js';
 import type { AuthDataReport } from '../../src/control/authdata.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const RUBIDIUMD = join(root, 'bin', 'rubidiumd');
-const RUBIDIUMC = join(root, 'bin', 'rubidiumc');
 const skip = isRoot() ? false : 'interop tests need root (network namespaces, veth)';
 
 const KEYS: Array<{ alg: string; code: number; key: string; bits: number }> = [
@@ -41,48 +35,10 @@ const KEYS: Array<{ alg: string; code: number; key: string; bits: number }> = [
   { alg: 'AES128', code: 13, key: 'HEX:' + '0f1e2d3c4b5a69788796a5b4c3d2e1f0', bits: 128 },
 ];
 
-interface Rubidiumd {
-  proc: ManagedProcess;
-  query<T>(cmd: string): Promise<T>;
-  stop(): Promise<void>;
-}
-
-async function startRubidiumd(ns: string, dir: string, name: string, lines: string[]): Promise<Rubidiumd> {
-  const conf = join(dir, `${name}.conf`);
-  const cmdPort = 11323;
-  writeFileSync(
-    conf,
-    [
-      ...lines,
-      `cmdport ${cmdPort}`,
-      'bindcmdaddress 127.0.0.1',
-      `bindcmdaddress ${join(dir, `${name}.sock`)}`,
-      'opencommands tracking sources authdata ntpdata',
-      '',
-    ].join('\n'),
-  );
-  const proc = await startDaemon(ns, [process.execPath, RUBIDIUMD, '-x', '-d', '-f', conf], {
-    name: `rubidiumd-${name}@${ns}`,
-    readyPattern: /Control socket on/,
-    readyTimeoutMs: 15_000,
-    logFile: join(dir, `${name}.log`),
-  });
-  return {
-    proc,
-    query: async <T>(cmd: string): Promise<T> => {
-      const r = await runInNs(ns, process.execPath, [
-        RUBIDIUMC,
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(cmdPort),
-        '--json',
-        ...cmd.split(' '),
-      ]);
-      return JSON.parse(r.stdout) as T;
-    },
-    stop: () => proc.stop().then(() => undefined),
-  };
+/** rubidiumd in `ns` with its command port on 11323, authdata and ntpdata open to chronyc. */
+function startKeyed(ns: string, tag: string, lines: string[]): Promise<Rubidiumd> {
+  const open = 'opencommands tracking sources authdata ntpdata';
+  return startRubidiumd({ ns, tag, lines: [...lines, open], cmdPort: 11323 });
 }
 
 describe('symmetric keys with chrony 4.3', { skip }, () => {
@@ -92,11 +48,7 @@ describe('symmetric keys with chrony 4.3', { skip }, () => {
   });
 
   after(() => {
-    assert.deepEqual(ownNamespaces(), []);
-    assert.deepEqual(
-      liveManagedProcesses().map((p) => `${p.name} ${p.pid}`),
-      [],
-    );
+    assertNothingLeft();
   });
 
   it('MD5, SHA1 and AES128 both ways; a wrong key never synchronises', { timeout: 480_000 }, async () => {
@@ -129,7 +81,7 @@ describe('symmetric keys with chrony 4.3', { skip }, () => {
         );
 
         // rubidiumd server (port 123) and chronyd server (port 11123), both keyed, in the server namespace.
-        const rserver = await startRubidiumd(pair.server, dir, `srv-${k.alg}`, [
+        const rserver = await startKeyed(pair.server, `srv-${k.alg}`, [
           'local stratum 1',
           'allow all',
           `keyfile ${keyfile}`,
@@ -177,7 +129,7 @@ describe('symmetric keys with chrony 4.3', { skip }, () => {
         await cclient.stop();
 
         // (2) rubidiumd client with key 1 → chronyd (port 11123).
-        const rclient = await startRubidiumd(pair.client, dir, `cli-${k.alg}`, [
+        const rclient = await startKeyed(pair.client, `cli-${k.alg}`, [
           `server ${pair.serverAddr} port 11123 iburst minpoll -2 maxpoll -2 key 1`,
           `keyfile ${keyfile}`,
         ]);
@@ -215,7 +167,7 @@ describe('symmetric keys with chrony 4.3', { skip }, () => {
         await rclient.stop();
 
         // (3) wrong key value on the client side, both directions: no sample within 8 s.
-        const wrongR = await startRubidiumd(pair.client, dir, `wrong-${k.alg}`, [
+        const wrongR = await startKeyed(pair.client, `wrong-${k.alg}`, [
           `server ${pair.serverAddr} port 11123 iburst minpoll -2 maxpoll -2 key 1`,
           `keyfile ${wrongfile}`,
         ]);

@@ -8,7 +8,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runSimulation, type NodeSpec, type Scenario, type SimNodeView } from '../../src/sim/simulator.js';
-import { REFID_LOCL } from '../../src/discipline/discipline.js';
 import { refIdFromAddress } from '../../src/ntp/refid.js';
 
 const UP = '10.0.0.100';
@@ -72,6 +71,13 @@ function scenario(seed: number, snaps: Map<number, Record<string, Snapshot>>, at
 
 const PARENT = '10.0.0.1';
 
+/**
+ * The orphan parent serves stratum 10 and follows nobody: with its local reference (LOCL), or,
+ * as chronyd, still with its last reference, which it keeps (and ages) when no source is
+ * selectable, until the root distance reaches `local distance` (1 s).
+ */
+const isParent = (s: Snapshot): boolean => s.stratum === 10 && s.selected === undefined;
+
 for (const seed of [1, 2]) {
   test(`orphan election: upstream lost → ${PARENT} serves at stratum 10, the others follow it (seed ${seed})`, () => {
     const snaps = new Map<number, Record<string, Snapshot>>();
@@ -88,7 +94,7 @@ for (const seed of [1, 2]) {
     for (const [t, rec] of [...snaps].sort((a, b) => a[0] - b[0])) {
       if (t <= DOWN_FROM || t >= DOWN_TO) continue;
       const ok =
-        rec[PARENT]!.refId === REFID_LOCL &&
+        isParent(rec[PARENT]!) &&
         SERVERS.every((s) => s === PARENT || (rec[s]!.selected === PARENT && rec[s]!.stratum === 11));
       if (!ok) settled = null;
       else if (settled === null) settled = t;
@@ -106,7 +112,7 @@ for (const seed of [1, 2]) {
     }
     // Upstream lost: exactly one local reference, the smallest refid; the others follow it.
     const d = snaps.get(during)!;
-    const parents = SERVERS.filter((s) => d[s]!.refId === REFID_LOCL);
+    const parents = SERVERS.filter((s) => isParent(d[s]!));
     assert.deepEqual(parents, [PARENT]);
     assert.equal(d[PARENT]!.stratum, 10);
     assert.equal(d[PARENT]!.selected, undefined);

@@ -12,6 +12,7 @@
  * the host clock. On process exit every still-registered process group is killed and every
  * registered namespace deleted (synchronously), as a last resort behind the tests' finally blocks.
  */
+import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import {
   createWriteStream,
@@ -685,6 +686,15 @@ export function ownNamespaces(): string[] {
 /** Processes started through this module that are still running (for assertions). */
 export function liveManagedProcesses(): ManagedProcess[] {
   return [...liveProcesses];
+}
+
+/** An interop file's `after` check: every namespace it created is gone, every process stopped. */
+export function assertNothingLeft(): void {
+  assert.deepEqual(ownNamespaces(), []);
+  assert.deepEqual(
+    liveManagedProcesses().map((p) => `${p.name} ${p.pid}`),
+    [],
+  );
 }
 
 process.on('exit', () => {

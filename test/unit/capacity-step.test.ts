@@ -115,17 +115,18 @@ test('parseVmRssKb reads VmRSS from /proc/PID/status', () => {
   assert.equal(parseVmRssKb('Name:\tzombie\nState:\tZ (zombie)\n'), null);
 });
 
-test('soak analysis compares the first and the last minute', () => {
+test('soak analysis compares the first minute after the warm-up with the last', () => {
   // 600 s, samples every 10 s: CPU 50 % throughout, RSS 100000 kB growing 10 kB per sample.
   const samples: SoakSample[] = [];
   for (let i = 0; i <= 60; i++) samples.push({ t: i * 10, rssKb: 100_000 + i * 10, cpuS: i * 5 });
   const a = analyzeSoak(samples);
   assert.equal(a.window, 60);
-  assert.equal(a.first.rssKb, 100_030); // samples 0..6
+  assert.equal(a.warmupS, 60);
+  assert.equal(a.first.rssKb, 100_090); // samples 6..12 (60–120 s)
   assert.equal(a.last.rssKb, 100_570); // samples 54..60
   assert.ok(Math.abs(a.first.cpuPct! - 50) < 1e-9 && Math.abs(a.last.cpuPct! - 50) < 1e-9);
-  assert.ok(a.stable);
-  // CPU creeping up 20 %: unstable.
+  assert.ok(a.stable, a.failures.join('; '));
+  // CPU creeping up 20 % half-way: unstable.
   const creeping = samples.map((s) => ({ ...s, cpuS: s.t < 300 ? s.cpuS : 150 + (s.t - 300) * 0.6 }));
   const b = analyzeSoak(creeping);
   assert.ok(Math.abs(b.cpuGrowth! - 0.2) < 1e-9);
@@ -133,8 +134,10 @@ test('soak analysis compares the first and the last minute', () => {
   // RSS growing 6 %: unstable.
   const leaking = samples.map((s) => ({ ...s, rssKb: 100_000 + s.t * 10 }));
   assert.equal(analyzeSoak(leaking).stable, false);
-  // A short soak compares thirds.
-  assert.equal(analyzeSoak(samples.slice(0, 10)).window, 30);
+  // A short soak: 20 s warm-up (a third), windows of a third of the rest.
+  const short = analyzeSoak(samples.slice(0, 7));
+  assert.equal(short.warmupS, 20);
+  assert.equal(short.window, 13);
 });
 
 test('prepared NTS requests are answered and authenticated by an NTS server; the file format', () => {

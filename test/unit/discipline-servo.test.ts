@@ -174,3 +174,27 @@ test('maxdelay and delay filters reject samples', () => {
   assert.equal(d.rejectedSamples('a'), 2);
   assert.equal(d.addSample('zz', sample(t, 0), t), 'unknown source');
 });
+
+test('tracking: RMS offset follows shrinking offsets (no lingering start-up error), as chrony', () => {
+  const d = new Discipline({ correction: 'instant' });
+  d.addSource('a', { ...opts });
+  // The first update corrects 1 ms; the next ones see only a few µs.
+  const offsets = [1e-3, 5e-6, -4e-6, 3e-6, -2e-6, 20e-6];
+  let t = T0;
+  const rms: number[] = [];
+  for (const off of offsets) {
+    d.addSample('a', sample(t, off, { delay: 2e-4 }), t);
+    d.update(t);
+    drain(d);
+    const tr = d.tracking(t);
+    rms.push(tr.rmsOffset);
+    assert.ok(tr.lastOffsetSd !== undefined && Number.isFinite(tr.lastOffsetSd) && tr.lastOffsetSd >= 0);
+    t = addSeconds(t, 16);
+  }
+  assert.ok(rms[0]! > 9e-4, `first ${rms[0]}`);
+  // A 32-update average would still hold ~1 ms/√n here; chrony's rule tracks the last offset.
+  assert.ok(rms[3]! < 5e-5, `after the start-up correction: ${rms.map((r) => r.toExponential(2)).join(' ')}`);
+  // Once offsets grow again the average moves by 10 % per update instead of jumping.
+  const last = rms[rms.length - 1]!;
+  assert.ok(last < 20e-6 && last > rms[rms.length - 2]!, `moving average: ${last}`);
+});
