@@ -262,11 +262,17 @@ export class BatchServer {
   }
 
   /** The plain path: no allocation. Returns whether tx slot `j` holds an answer. */
-  private answerPlain(io: ServerBatchIo, i: number, j: number, version: number): boolean {
+  /** Client-table row of the last admitted request (-1 without a table) and whether it earned a KoD. */
+  private admittedEntry = -1;
+  private admittedKod = false;
+
+  /**
+   * What every answer path does first, without allocation: count the request, check access,
+   * touch the client table and apply the rate limit. False when the request is dropped.
+   */
+  private admit(meta: Int32Array, m: number): boolean {
     const c = this.counters;
     const so = this.server.opts;
-    const meta = io.rxMeta;
-    const m = i * META_INTS;
     const family = meta[m + M_FAMILY] === 4 ? 4 : 6;
     c.received++;
     const a = m + M_A0;
@@ -279,19 +285,30 @@ export class BatchServer {
       c.drop('denied', undefined, -1);
       return false;
     }
-
     const table = this.table;
     const rate = so.ratelimit;
-    const entry = table ? table.touchWords(family, meta, m + M_A0, this.rxT, 0, rate?.burst ?? 0) : -1;
-    let kod = false;
+    const entry = table ? table.touchWords(family, meta, a, this.rxT, 0, rate?.burst ?? 0) : -1;
+    this.admittedEntry = entry;
+    this.admittedKod = false;
     if (rate) {
       const d = table!.limitRate(entry, rate, so.random);
       if (d === 'drop') {
         c.drop('ratelimit', table, entry);
         return false;
       }
-      kod = d === 'kod';
+      this.admittedKod = d === 'kod';
     }
+    return true;
+  }
+
+  private answerPlain(io: ServerBatchIo, i: number, j: number, version: number): boolean {
+    const c = this.counters;
+    const meta = io.rxMeta;
+    const m = i * META_INTS;
+    if (!this.admit(meta, m)) return false;
+    const table = this.table;
+    const entry = this.admittedEntry;
+    const kod = this.admittedKod;
 
     const rq = io.rxData;
     const ro = i * io.slotBytes;
@@ -346,33 +363,12 @@ export class BatchServer {
    */
   private answerNts(io: ServerBatchIo, i: number, j: number, nts: SlotNtsAuthenticator): boolean {
     const c = this.counters;
-    const so = this.server.opts;
     const meta = io.rxMeta;
     const m = i * META_INTS;
-    const family = meta[m + M_FAMILY] === 4 ? 4 : 6;
-    c.received++;
-    const a = m + M_A0;
-    const allowed = so.accessWordsAt
-      ? so.accessWordsAt(family, meta, a)
-      : so.accessWords
-        ? so.accessWords(family, meta[a]!, meta[a + 1]!, meta[a + 2]!, meta[a + 3]!)
-        : so.access(formatAddressWords(family, meta[a]!, meta[a + 1]!, meta[a + 2]!, meta[a + 3]!));
-    if (!allowed) {
-      c.drop('denied', undefined, -1);
-      return false;
-    }
+    if (!this.admit(meta, m)) return false;
     const table = this.table;
-    const rate = so.ratelimit;
-    const entry = table ? table.touchWords(family, meta, m + M_A0, this.rxT, 0, rate?.burst ?? 0) : -1;
-    let kod = false;
-    if (rate) {
-      const d = table!.limitRate(entry, rate, so.random);
-      if (d === 'drop') {
-        c.drop('ratelimit', table, entry);
-        return false;
-      }
-      kod = d === 'kod';
-    }
+    const entry = this.admittedEntry;
+    const kod = this.admittedKod;
     c.authReceived++;
     const rq = io.rxData;
     const ro = i * io.slotBytes;
