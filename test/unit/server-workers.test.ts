@@ -360,7 +360,9 @@ function fakeSetup(crash: boolean) {
     policy: { sourceAddresses: [], keys: [], ntsKeys: null },
     clientLogLimit: 8,
     engine,
-    clock: new DisciplinedClock(() => BigInt(Date.now()) * 1_000_000n),
+    // A clock that stands still: the local reference's refTime is "now", so a moving clock would
+    // make every push() a change (and the test flaky when two pushes straddle a millisecond).
+    clock: new DisciplinedClock(() => 1_700_000_000_000_000_000n),
     log,
     onMode6: () => {},
     onFatal: () => {},
