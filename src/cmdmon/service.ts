@@ -9,6 +9,7 @@ import type { ClientReport, LeapStatus, NtpDataReport, SourceReport } from '../c
 import { refIdFromAddress } from '../ntp/refid.js';
 import { authDataReports } from '../control/authdata.js';
 import type { Instant } from '../time/ntp-time.js';
+import { SOURCE_DEFAULTS } from '../engine/types.js';
 import { CmdAccess, isLocalhost } from './access.js';
 import { type CmdIpAddr, REQ, STT, ipAddrFromString, ipMatches } from './protocol.js';
 import { type CmdReply, type ClientAccessReply, SD_MODE, SD_STATE, encodeReply } from './reply.js';
@@ -463,7 +464,7 @@ export class CmdmonService {
           trust: (r.flags & ADDSRC.TRUST) !== 0,
           require: (r.flags & ADDSRC.REQUIRE) !== 0,
           maxdelay: r.maxDelay > 0 ? r.maxDelay : 3,
-          polltarget: r.pollTarget > 0 ? r.pollTarget : 8,
+          polltarget: r.pollTarget > 0 ? r.pollTarget : SOURCE_DEFAULTS.polltarget,
           xleave: (r.flags & ADDSRC.INTERLEAVED) !== 0,
           version: r.version >= 1 && r.version <= 4 ? r.version : 4,
           offline: (r.flags & ADDSRC.ONLINE) === 0,

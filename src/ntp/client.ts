@@ -42,8 +42,13 @@ export const MIN_POLL = -7;
 export const MAX_POLL = 24;
 const MAX_BURST_INTERVAL = 2;
 const PRESEND_INTERVAL = 2;
-const IBURST_GOOD = 4;
-const IBURST_TOTAL = 8;
+/**
+ * iburst: 8 good samples of at most 16 requests (ntpd sends 8; chrony takes 4 of 8). Four samples
+ * 1–2 s apart leave the first frequency up to ~20 ppm off, which moves the clock ~80 µs over the
+ * poll that follows; eight make that ~4× smaller (docs/discipline.md, "The convergence tail").
+ */
+const IBURST_GOOD = 8;
+const IBURST_TOTAL = 16;
 /** Good samples at the current poll before the automatic rule lengthens it. */
 const POLL_UP_SAMPLES = 4;
 /**

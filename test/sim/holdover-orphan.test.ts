@@ -2,7 +2,7 @@
  * Orphan mode in the simulator: three servers with `local stratum 10 orphan` poll an upstream
  * server and each other. While the upstream is reachable all follow it; when it is lost, exactly
  * one of them (the smallest reference ID, i.e. address) becomes the orphan parent serving its
- * own clock at stratum 10 and the other two follow it at stratum 11; when the upstream comes
+ * own clock at stratum ≤ 10 and the other two follow it at the next stratum; when the upstream comes
  * back, all return to it.
  */
 import { test } from 'node:test';
@@ -72,14 +72,18 @@ function scenario(seed: number, snaps: Map<number, Record<string, Snapshot>>, at
 const PARENT = '10.0.0.1';
 
 /**
- * The orphan parent serves stratum 10 and follows nobody: with its local reference (LOCL), or,
- * as chronyd, still with its last reference, which it keeps (and ages) when no source is
- * selectable, until the root distance reaches `local distance` (1 s).
+ * The orphan parent follows nobody and serves at most stratum 10: with its local reference
+ * (LOCL), or, as chronyd, still with its last reference, which it keeps (and ages) when no source
+ * is selectable, until the root distance reaches `local distance` (1 s). That last reference may
+ * be a group member it followed while the stale upstream reference made its way round the group
+ * (strata counting up towards the orphan stratum), so the parent may serve at 9 (or less) and the
+ * others at one more: which one depends on the draws (seed), not on the election.
  */
-const isParent = (s: Snapshot): boolean => s.stratum === 10 && s.selected === undefined;
+const isParent = (s: Snapshot): boolean => s.stratum <= 10 && s.selected === undefined;
+const follows = (s: Snapshot, parent: Snapshot): boolean => s.selected === PARENT && s.stratum === parent.stratum + 1;
 
 for (const seed of [1, 2]) {
-  test(`orphan election: upstream lost → ${PARENT} serves at stratum 10, the others follow it (seed ${seed})`, () => {
+  test(`orphan election: upstream lost → ${PARENT} serves at stratum ≤ 10, the others follow it (seed ${seed})`, () => {
     const snaps = new Map<number, Record<string, Snapshot>>();
     const before = DOWN_FROM - 1;
     const during = DOWN_TO - 60;
@@ -95,7 +99,7 @@ for (const seed of [1, 2]) {
       if (t <= DOWN_FROM || t >= DOWN_TO) continue;
       const ok =
         isParent(rec[PARENT]!) &&
-        SERVERS.every((s) => s === PARENT || (rec[s]!.selected === PARENT && rec[s]!.stratum === 11));
+        SERVERS.every((s) => s === PARENT || follows(rec[s]!, rec[PARENT]!));
       if (!ok) settled = null;
       else if (settled === null) settled = t;
     }
@@ -114,12 +118,12 @@ for (const seed of [1, 2]) {
     const d = snaps.get(during)!;
     const parents = SERVERS.filter((s) => isParent(d[s]!));
     assert.deepEqual(parents, [PARENT]);
-    assert.equal(d[PARENT]!.stratum, 10);
+    assert.ok(d[PARENT]!.stratum <= 10, `parent stratum ${d[PARENT]!.stratum}`);
     assert.equal(d[PARENT]!.selected, undefined);
     for (const s of SERVERS.filter((x) => x !== PARENT)) {
       assert.equal(d[s]!.selected, PARENT, `${s} follows the parent`);
       assert.equal(d[s]!.refId, refIdFromAddress(PARENT));
-      assert.equal(d[s]!.stratum, 11);
+      assert.equal(d[s]!.stratum, d[PARENT]!.stratum + 1);
       // Following the parent keeps the group together.
       assert.ok(Math.abs(d[s]!.offset - d[PARENT]!.offset) < 1e-3, `${s} within 1 ms of the parent`);
     }

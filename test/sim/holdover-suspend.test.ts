@@ -53,9 +53,10 @@ for (const seed of [1, 2, 3]) {
     const resume = AT + 1800;
     const withDet = runSimulation(scenario(host, true, seed)).nodes[CLIENT]!;
     const without = runSimulation(scenario(host, false, seed)).nodes[CLIENT]!;
-    // The model: the clock really is 0.5 s off after resume (and was fine before the suspend).
+    // The model: the clock really is 0.5 s off after resume (and was fine before the suspend),
+    // less at most one second of slewing (chrony's limit, 83 ms/s) if a sample came at once.
     assert.ok(
-      Math.abs(offsetAt(without, resume + 1) - 0.5) < 0.01,
+      Math.abs(offsetAt(without, resume + 1) - 0.5) < 0.085,
       `offset after resume ${offsetAt(without, resume + 1)}`,
     );
     assert.ok(Math.abs(offsetAt(withDet, AT - 1)) < 1e-4);

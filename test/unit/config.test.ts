@@ -79,7 +79,7 @@ pool pool2.example.org
     trust: false,
     require: false,
     maxdelay: 3,
-    polltarget: 8,
+    polltarget: 16,
     xleave: false,
     port: 123,
     offline: false,

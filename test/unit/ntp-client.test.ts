@@ -383,28 +383,29 @@ test('KoD RATE slows polling; other codes are not samples', () => {
   assert.ok(!events(c).some((e) => e.type === 'sample'));
 });
 
-test('iburst: 4+ requests within ~8 s, then regular polling', () => {
+test('iburst: 8 requests within ~16 s, then regular polling', () => {
   const c = client({ iburst: true });
   const s = mkServer();
   c.start(T0);
-  const ds = run(c, s, net(), T0 + 10n * NS_PER_S);
-  assert.equal(ds.length, 4);
+  const ds = run(c, s, net(), T0 + 20n * NS_PER_S);
+  assert.equal(ds.length, 8);
   assert.ok(ds.every((d) => d.verdict === 'sample'));
-  assert.equal(samples(c).length, 4);
+  assert.equal(samples(c).length, 8);
   const next = c.nextTimeout()!;
-  close(Number(next - T0) / 1e9, 64 + 6, 5, 'first regular poll');
-  assert.equal(c.status().reach, 0b1111);
+  // Burst requests 2 s apart (7 gaps), then a whole poll (2^6 s).
+  close(Number(next - T0) / 1e9, 64 + 14, 5, 'first regular poll');
+  assert.equal(c.status().reach, 0xff);
 
   // Without iburst only one request in the first minute.
   const c2 = client();
   c2.start(T0);
   assert.equal(run(c2, s, net(), T0 + 60n * NS_PER_S).length, 1);
 
-  // iburst against a silent server: 8 requests then regular polling.
+  // iburst against a silent server: 16 requests then regular polling.
   const c3 = client({ iburst: true });
   c3.start(T0);
-  const ds3 = run(c3, s, net({ lose: true }), T0 + 30n * NS_PER_S);
-  assert.equal(ds3.length, 8);
+  const ds3 = run(c3, s, net({ lose: true }), T0 + 60n * NS_PER_S);
+  assert.equal(ds3.length, 16);
 });
 
 test('manual burst sends quickly, even when offline, then goes quiet', () => {
@@ -614,12 +615,12 @@ test('status counters', () => {
   const c = client({ iburst: true });
   const s = mkServer();
   c.start(T0);
-  run(c, s, net(), T0 + 10n * NS_PER_S);
+  run(c, s, net(), T0 + 20n * NS_PER_S);
   const st = c.status();
-  assert.equal(st.totalTx, 4);
-  assert.equal(st.totalRx, 4);
-  assert.equal(st.totalValidRx, 4);
-  assert.equal(st.reach, 0o17);
+  assert.equal(st.totalTx, 8);
+  assert.equal(st.totalRx, 8);
+  assert.equal(st.totalValidRx, 8);
+  assert.equal(st.reach, 0o377);
   assert.equal(st.poll, 6);
   assert.equal(st.lastPacket!.stratum, 1);
   assert.equal(st.lastPacket!.version, 4);
