@@ -97,9 +97,7 @@ for (const seed of [1, 2]) {
     let settled: number | null = null;
     for (const [t, rec] of [...snaps].sort((a, b) => a[0] - b[0])) {
       if (t <= DOWN_FROM || t >= DOWN_TO) continue;
-      const ok =
-        isParent(rec[PARENT]!) &&
-        SERVERS.every((s) => s === PARENT || follows(rec[s]!, rec[PARENT]!));
+      const ok = isParent(rec[PARENT]!) && SERVERS.every((s) => s === PARENT || follows(rec[s]!, rec[PARENT]!));
       if (!ok) settled = null;
       else if (settled === null) settled = t;
     }
