@@ -5,8 +5,10 @@
  * starts relative to its references: −offset and −ppm of the truth.
  *
  *   node dist/bench/accuracy/sim-scenarios.js [--scenario a,b] [--duration S] [--warmup S] [--seeds N]
+ *                                             [--polltarget N]
  *
- * prints, per scenario, the convergence time (last time |error| ≥ 100 µs, "never" if at the end)
+ * prints, per scenario, the convergence time (last time |error| ≥ 100 µs, "never" if at the end;
+ * median, 90th percentile and slowest over the seeds)
  * and the mean, RMS and max of the error after the warm-up, averaged over the seeds. The real
  * bench's errors include its probe and relay noise; these do not.
  */
@@ -116,8 +118,18 @@ export function figures(c: Pick<NodeResult, 'times' | 'offsets'>, warmup: number
   return { converged, mean: sum / n, rms: Math.sqrt(sum2 / n), max };
 }
 
-export function runSimScenario(s: Scenario, seed: number, duration: number, warmup: number): SimFigures {
-  const r = runSimulation(buildSimScenario(s, seed, duration));
+/** `polltarget`: overrides the source option for a what-if (default: the engine's). */
+export function runSimScenario(
+  s: Scenario,
+  seed: number,
+  duration: number,
+  warmup: number,
+  polltarget?: number,
+): SimFigures {
+  const sc = buildSimScenario(s, seed, duration);
+  if (polltarget !== undefined)
+    for (const n of sc.nodes) for (const src of n.sources ?? []) src.options = { ...src.options, polltarget };
+  const r = runSimulation(sc);
   return figures(r.nodes[CLIENT]!, warmup);
 }
 
@@ -130,11 +142,18 @@ function main(argv: string[]): void {
   const duration = Number(arg('--duration') ?? 300);
   const warmup = Number(arg('--warmup') ?? duration / 3);
   const seeds = Number(arg('--seeds') ?? 10);
+  const pt = arg('--polltarget');
+  const polltarget = pt === undefined ? undefined : Number(pt);
   const us = (v: number): string => (v * 1e6).toFixed(1).padStart(8);
-  console.log('scenario       conv(s) median  never   mean(µs)  RMS(µs)  max(µs)   (simulator, ' + seeds + ' seeds)');
+  console.log(
+    'scenario       conv(s) median    p90    max  never   mean(µs)  RMS(µs)  max(µs)   (simulator, ' +
+      seeds +
+      ' seeds' +
+      (polltarget === undefined ? ')' : `, polltarget ${polltarget})`),
+  );
   for (const s of SCENARIOS.filter((x) => !names || names.includes(x.name))) {
     const f: SimFigures[] = [];
-    for (let seed = 1; seed <= seeds; seed++) f.push(runSimScenario(s, seed, duration, warmup));
+    for (let seed = 1; seed <= seeds; seed++) f.push(runSimScenario(s, seed, duration, warmup, polltarget));
     const conv = f
       .map((x) => x.converged)
       .filter((x): x is number => x !== null)
@@ -142,9 +161,14 @@ function main(argv: string[]): void {
     const never = f.length - conv.length;
     const avg = (k: keyof SimFigures): number => f.reduce((a, x) => a + (x[k] as number), 0) / f.length;
     const rms = Math.sqrt(f.reduce((a, x) => a + x.rms * x.rms, 0) / f.length);
-    const med = conv.length ? conv[Math.floor(conv.length / 2)]!.toFixed(1) : '-';
+    // Runs that never converged count as the slowest.
+    const q = (p: number): string => {
+      const i = Math.min(f.length - 1, Math.floor(p * f.length));
+      return i < conv.length ? conv[i]!.toFixed(1) : 'never';
+    };
     console.log(
-      `${s.name.padEnd(14)} ${med.padStart(13)} ${String(never).padStart(6)} ${us(avg('mean'))} ${us(rms)} ${us(avg('max'))}`,
+      `${s.name.padEnd(14)} ${q(0.5).padStart(13)} ${q(0.9).padStart(6)} ${q(1).padStart(6)} ${String(never).padStart(6)} ` +
+        `${us(avg('mean'))} ${us(rms)} ${us(avg('max'))}`,
     );
   }
 }
