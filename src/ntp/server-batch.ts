@@ -261,7 +261,6 @@ export class BatchServer {
     }
   }
 
-  /** The plain path: no allocation. Returns whether tx slot `j` holds an answer. */
   /** Client-table row of the last admitted request (-1 without a table) and whether it earned a KoD. */
   private admittedEntry = -1;
   private admittedKod = false;
@@ -301,6 +300,7 @@ export class BatchServer {
     return true;
   }
 
+  /** The plain path: no allocation. Returns whether tx slot `j` holds an answer. */
   private answerPlain(io: ServerBatchIo, i: number, j: number, version: number): boolean {
     const c = this.counters;
     const meta = io.rxMeta;
