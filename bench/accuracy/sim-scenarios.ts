@@ -68,7 +68,8 @@ export function outageWindows(s: Scenario, duration: number): [number, number][]
   return w;
 }
 
-export function buildSimScenario(s: Scenario, seed: number, duration: number): SimScenario {
+/** `polltarget`: overrides the source option, for what-ifs (default: the engine's). */
+export function buildSimScenario(s: Scenario, seed: number, duration: number, polltarget?: number): SimScenario {
   const links: Record<string, SimPath> = {};
   const down = outageWindows(s, duration);
   const nodes: SimScenario['nodes'] = [];
@@ -85,7 +86,7 @@ export function buildSimScenario(s: Scenario, seed: number, duration: number): S
     oscillator: { initialOffset: -s.truth.offset, freqPpm: -s.truth.ppm, wander: s.truth.wander ?? 0 },
     sources: Array.from({ length: s.references }, (_, i) => ({
       server: refAddress(i),
-      options: sourceOptions(s.serverOptions),
+      options: { ...sourceOptions(s.serverOptions), ...(polltarget === undefined ? {} : { polltarget }) },
     })),
     discipline: discipline(s.commonLines),
     serve: false,
@@ -118,7 +119,6 @@ export function figures(c: Pick<NodeResult, 'times' | 'offsets'>, warmup: number
   return { converged, mean: sum / n, rms: Math.sqrt(sum2 / n), max };
 }
 
-/** `polltarget`: overrides the source option for a what-if (default: the engine's). */
 export function runSimScenario(
   s: Scenario,
   seed: number,
@@ -126,10 +126,7 @@ export function runSimScenario(
   warmup: number,
   polltarget?: number,
 ): SimFigures {
-  const sc = buildSimScenario(s, seed, duration);
-  if (polltarget !== undefined)
-    for (const n of sc.nodes) for (const src of n.sources ?? []) src.options = { ...src.options, polltarget };
-  const r = runSimulation(sc);
+  const r = runSimulation(buildSimScenario(s, seed, duration, polltarget));
   return figures(r.nodes[CLIENT]!, warmup);
 }
 

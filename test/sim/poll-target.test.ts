@@ -17,10 +17,7 @@ function run(name: string, seeds: number, polltarget?: number): { rms: number; r
   let sum2 = 0;
   let requests = 0;
   for (let seed = 1; seed <= seeds; seed++) {
-    const sc = buildSimScenario(findScenario(name)!, seed, 240);
-    const client = sc.nodes[sc.nodes.length - 1]!;
-    if (polltarget !== undefined) for (const s of client.sources!) s.options = { ...s.options, polltarget };
-    const r = runSimulation(sc).nodes[CLIENT]!;
+    const r = runSimulation(buildSimScenario(findScenario(name)!, seed, 240, polltarget)).nodes[CLIENT]!;
     const f = figures(r, 80);
     sum2 += f.rms * f.rms;
     requests += r.engine.ntpData(0n).reduce((n, s) => n + s.totalTx, 0);
