@@ -53,6 +53,7 @@ export class ServingLoop {
   ) {
     this.batchServer = new BatchServer(server, {
       now: () => deps.now(),
+      sampleTxLatency: true,
       onOther: (data, from, rx) => {
         // Rare (mode 6): an object per datagram is fine here.
         if (this.others.length < 256) this.others.push({ data, from, rx });
@@ -65,7 +66,8 @@ export class ServingLoop {
     if (n <= 0) return;
     try {
       const off = this.deps.offsetNs(sock.rxTime[0]!, sock.rxTime[1]!);
-      sock.txOffsetNs[0] = off;
+      // T3 is written next to sendmsg(); the packet leaves txLatency.ns later (learnt).
+      sock.txOffsetNs[0] = off + this.batchServer.txLatency.ns;
       const count = this.batchServer.process(sock, n, off, this.deps.reference());
       if (count > 0) {
         const sent = sock.send(count);

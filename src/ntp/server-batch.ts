@@ -19,6 +19,8 @@
  * that may use interleaved mode ask for a kernel TX timestamp (TX_WANT_TIMESTAMP), which
  * `txStamps()` puts in place of it. Until then an interleaved answer's own TX time is its
  * request's RX time (it carries the previous answer's TX time, so it cannot be stamped).
+ * With `sampleTxLatency`, a basic answer every 10 ms also asks for one, to learn how long after
+ * T3 packets leave (`txLatency`, src/ntp/tx-latency.ts); the caller writes T3 that much later.
  *
  * TX timestamp ids are per socket: pass the socket to `txStamps` when one BatchServer serves
  * several sockets.
@@ -31,6 +33,7 @@ import type { ClientTable } from './client-table.js';
 import { writeNtpTime } from './client-table.js';
 import { formatAddressWords } from './ipaddr.js';
 import { encodePacket, MODE_CLIENT, MODE_CONTROL, MODE_SERVER, NTP_HEADER_LENGTH } from './packet.js';
+import { TxLatency } from './tx-latency.js';
 
 /** The socket buffers BatchServer works on (contract C1; src/io/batch-udp.ts implements it). */
 export interface ServerBatchIo {
@@ -54,6 +57,11 @@ export interface BatchServerOptions {
    * (signed or smoothed ones, built by `handleRequest`); without it they carry the RX time.
    */
   now?(): Instant;
+  /**
+   * Learn the transmit latency (src/ntp/tx-latency.ts): a sample of basic answers asks for a
+   * kernel TX stamp, and `txLatency.ns` is what the caller adds to the T3 offset.
+   */
+  sampleTxLatency?: boolean;
 }
 
 /** `SlotNtsAuthenticator.verify` outcomes. */
@@ -112,11 +120,21 @@ const KOD_NTSN_BYTES = Uint8Array.of(0x4e, 0x54, 0x53, 0x4e);
 
 /** TX-stamp ids remembered per socket (a power of 2); a stamp arriving later is ignored. */
 const TX_RING = 4096;
+/** Latency samples awaiting their TX stamp, per socket (a power of 2; ≤ 100 per second). */
+const PROBE_RING = 64;
+/** Seconds from the NTP epoch (1900) to the Unix epoch. */
+const NTP_UNIX_S = 2_208_988_800;
+const FRAC_TO_NS = 1e9 / 2 ** 32;
 
 interface TxRing {
   io: ServerBatchIo;
   ids: Int32Array;
   tags: Int32Array;
+  /** Latency samples: TX-stamp id (-1: none), the T3 written (NTP seconds, fraction), less its compensation (ns). */
+  probeIds: Int32Array;
+  probeSec: Float64Array;
+  probeFrac: Float64Array;
+  probeComp: Float64Array;
 }
 
 export class BatchServer {
@@ -137,6 +155,11 @@ export class BatchServer {
   };
   /** TX tag of the answer in each TX slot of the last `process` (0 = none), and its socket. */
   private slotTags = new Int32Array(0);
+  /** 1 where the answer in that TX slot is a transmit-latency sample. */
+  private slotProbe = new Uint8Array(0);
+  /** The learnt transmit latency: the caller adds `txLatency.ns` to the T3 offset. */
+  readonly txLatency = new TxLatency();
+  private readonly sampling: boolean;
   private slotIo: ServerBatchIo | null = null;
   private slotCount = 0;
   private readonly rings: TxRing[] = [];
@@ -156,16 +179,20 @@ export class BatchServer {
   ) {
     this.table = server.table;
     this.counters = server.counters;
+    this.sampling = opts.sampleTxLatency === true;
   }
 
   /**
    * Answers rx slots [0,n) into tx slots; returns how many tx slots to send. `offsetNs`: the
    * daemon clock minus CLOCK_REALTIME for this batch (0 for the system clock), applied to the RX
-   * stamps (and the caller sets txOffsetNs[0] to the same value for TX_STAMP).
+   * stamps (and the caller sets txOffsetNs[0] to it plus `txLatency.ns` for TX_STAMP).
    */
   process(io: ServerBatchIo, n: number, offsetNs: number, ref: ReferenceState): number {
     n = Math.min(n, io.batch);
-    if (this.slotTags.length < io.batch) this.slotTags = new Int32Array(io.batch);
+    if (this.slotTags.length < io.batch) {
+      this.slotTags = new Int32Array(io.batch);
+      this.slotProbe = new Uint8Array(io.batch);
+    }
     this.slotIo = io;
     this.updateTemplate(ref);
     const so = this.server.opts;
@@ -198,6 +225,7 @@ export class BatchServer {
         continue;
       }
       this.slotTags[out] = 0;
+      this.slotProbe[out] = 0;
       let answered: boolean;
       if (meta[m + M_FLAGS]! & RX_TRUNCATED) {
         answered = this.dropTruncated(meta, m, b0);
@@ -222,13 +250,14 @@ export class BatchServer {
 
   /** After the socket sent slots [0,count): remembers txId → client row for kernel TX stamps. */
   sent(io: ServerBatchIo, count: number): void {
-    if (io !== this.slotIo || !this.table) return;
+    if (io !== this.slotIo || (!this.table && !this.sampling)) return;
     count = Math.min(count, this.slotCount);
     const ring = this.ringFor(io);
     const d = io.txData;
     for (let j = 0; j < count; j++) {
+      if (this.slotProbe[j] && io.txId[j] !== -1) this.keepProbe(ring, io.txId[j]!, d, j * io.slotBytes + 40);
       const tag = this.slotTags[j]!;
-      if (tag === 0) continue;
+      if (tag === 0 || !this.table) continue;
       const flags = io.txMeta[j * META_INTS + M_FLAGS]!;
       // The T3 the socket wrote is this answer's TX time until a kernel stamp refines it.
       if (flags & TX_STAMP) this.table.setTxAt(tag, d, j * io.slotBytes + 40);
@@ -245,7 +274,7 @@ export class BatchServer {
    * came from (needed only when this BatchServer serves several sockets).
    */
   txStamps(ids: Int32Array, times: Float64Array, n: number, offsetNs: number, io?: ServerBatchIo): void {
-    if (!this.table) return;
+    if (!this.table && !this.sampling) return;
     let ring: TxRing | undefined;
     if (io) {
       for (let k = 0; k < this.rings.length; k++) if (this.rings[k]!.io === io) ring = this.rings[k];
@@ -253,6 +282,19 @@ export class BatchServer {
     if (!ring) return;
     for (let i = 0; i < n; i++) {
       const id = ids[i]!;
+      const p = id & (PROBE_RING - 1);
+      if (ring.probeIds[p] === id) {
+        ring.probeIds[p] = -1;
+        // Kernel TX time (daemon timescale) − the uncompensated T3; the seconds differ by 0 or 1
+        // (modulo 2^32: the NTP era).
+        let ds = (times[2 * i]! + NTP_UNIX_S - ring.probeSec[p]!) % 2 ** 32;
+        if (ds > 2 ** 31) ds -= 2 ** 32;
+        else if (ds < -(2 ** 31)) ds += 2 ** 32;
+        this.txLatency.add(
+          ds * 1e9 + times[2 * i + 1]! + offsetNs - ring.probeFrac[p]! * FRAC_TO_NS + ring.probeComp[p]!,
+        );
+      }
+      if (!this.table) continue;
       const k = id & (TX_RING - 1);
       const tag = ring.tags[k]!;
       if (tag === 0 || ring.ids[k] !== id) continue;
@@ -348,6 +390,10 @@ export class BatchServer {
     }
 
     let flags = interleaved ? 0 : TX_STAMP;
+    if (!interleaved && this.sampling && this.txLatency.due(this.rxT)) {
+      flags |= TX_WANT_TIMESTAMP;
+      this.slotProbe[j] = 1;
+    }
     if (logging) {
       this.slotTags[j] = table!.saveAnswerAt(entry, tx, to + 32, 0);
       if (interleaved || mayInterleave(rq, ro) || table!.interleavedSeen(entry)) flags |= TX_WANT_TIMESTAMP;
@@ -517,9 +563,26 @@ export class BatchServer {
 
   private ringFor(io: ServerBatchIo): TxRing {
     for (let k = 0; k < this.rings.length; k++) if (this.rings[k]!.io === io) return this.rings[k]!;
-    const r: TxRing = { io, ids: new Int32Array(TX_RING), tags: new Int32Array(TX_RING) };
+    const r: TxRing = {
+      io,
+      ids: new Int32Array(TX_RING),
+      tags: new Int32Array(TX_RING),
+      probeIds: new Int32Array(PROBE_RING).fill(-1),
+      probeSec: new Float64Array(PROBE_RING),
+      probeFrac: new Float64Array(PROBE_RING),
+      probeComp: new Float64Array(PROBE_RING),
+    };
     this.rings.push(r);
     return r;
+  }
+
+  /** Remembers a latency sample's T3 (NTP, at d[o..o+8]) until its kernel TX stamp comes. */
+  private keepProbe(ring: TxRing, id: number, d: Uint8Array, o: number): void {
+    const p = id & (PROBE_RING - 1);
+    ring.probeIds[p] = id;
+    ring.probeSec[p] = ((d[o]! << 24) | (d[o + 1]! << 16) | (d[o + 2]! << 8) | d[o + 3]!) >>> 0;
+    ring.probeFrac[p] = ((d[o + 4]! << 24) | (d[o + 5]! << 16) | (d[o + 6]! << 8) | d[o + 7]!) >>> 0;
+    ring.probeComp[p] = this.txLatency.ns;
   }
 
   /** Rebuilds the answer template when a field of the reference state changed. */

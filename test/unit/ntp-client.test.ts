@@ -408,6 +408,43 @@ test('iburst: 8 requests within ~16 s, then regular polling', () => {
   assert.equal(ds3.length, 16);
 });
 
+test('iburst: a source answering again after 3 missed polls gets a burst of 4 good samples; 2 missed, or no iburst: none', () => {
+  const s = mkServer();
+  /** Polls regularly for 200 s, then misses `missed` polls, then answers for 30 s: the requests of those 30 s. */
+  const afterOutage = (iburst: boolean, missed: number): { gaps: number[]; samples: number } => {
+    const c = client({ iburst, minpoll: 4, maxpoll: 4 });
+    c.start(T0);
+    run(c, s, net(), T0 + 200n * NS_PER_S);
+    for (let i = 0; i < missed; i++) fire(c, s, net({ lose: true }), c.nextTimeout()!);
+    const back = c.nextTimeout()!;
+    samples(c);
+    const ds = run(c, s, net(), back + 30n * NS_PER_S);
+    return {
+      gaps: ds.slice(1).map((d, i) => Number(d.departure! - ds[i]!.departure!) / 1e9),
+      samples: samples(c).length,
+    };
+  };
+  const burst = afterOutage(true, 3);
+  // The answer after the outage, then three more at burst spacing (≤ 2 s), then 16-s polls.
+  assert.equal(burst.samples, 5, `${JSON.stringify(burst)}`);
+  assert.ok(
+    burst.gaps.slice(0, 3).every((g) => g <= 2.1),
+    `${burst.gaps}`,
+  );
+  assert.ok(burst.gaps[3]! >= 15, `${burst.gaps}`);
+  for (const [iburst, missed] of [
+    [true, 2],
+    [false, 3],
+  ] as const) {
+    const r = afterOutage(iburst, missed);
+    assert.equal(r.samples, 2, `iburst ${iburst}, ${missed} missed: ${JSON.stringify(r)}`);
+    assert.ok(
+      r.gaps.every((g) => g >= 15),
+      `${r.gaps}`,
+    );
+  }
+});
+
 test('manual burst sends quickly, even when offline, then goes quiet', () => {
   const c = client({ offline: true });
   const s = mkServer();
