@@ -130,7 +130,7 @@ interface TxRing {
   io: ServerBatchIo;
   ids: Int32Array;
   tags: Int32Array;
-  /** Latency samples: TX-stamp id (-1: none), the T3 written (NTP seconds, fraction), less its compensation (ns). */
+  /** Latency samples: TX-stamp id (-1: none), the T3 written (NTP seconds, fraction) and the compensation in it (ns). */
   probeIds: Int32Array;
   probeSec: Float64Array;
   probeFrac: Float64Array;
