@@ -165,7 +165,9 @@ describe('NTPsec ntpq against rubidiumd (mode 6)', { skip }, () => {
       assert.ok(sel.reach >= 0o17, `reach ${sel.reach.toString(8)}`);
       // Both daemons read the host clock (-x): the measured offset is tiny.
       assert.ok(Math.abs(sel.offsetMs) < 1, `offset ${sel.offsetMs} ms`);
-      assert.ok(sel.delayMs > 0 && sel.delayMs < 5, `delay ${sel.delayMs} ms`);
+      // The server's T3 carries its learnt send latency (src/ntp/tx-latency.ts): over veth the
+      // round trip left is a few µs, which ntpq may print as 0.000 ms.
+      assert.ok(sel.delayMs >= 0 && sel.delayMs < 5, `delay ${sel.delayMs} ms`);
       const quiet = peers.filter((p) => p.remote.startsWith('127.1.'));
       assert.equal(quiet.length, SILENT);
       for (const q of quiet) {
