@@ -30,7 +30,7 @@ import type { Instant } from '../time/ntp-time.js';
 import { NS_PER_S, instantToNtp64 } from '../time/ntp-time.js';
 import type { NtpServer, ServerCounters } from './server.js';
 import type { ClientTable } from './client-table.js';
-import { writeNtpTime } from './client-table.js';
+import { ntpSeconds, writeNtpTime } from './client-table.js';
 import { formatAddressWords } from './ipaddr.js';
 import { encodePacket, MODE_CLIENT, MODE_CONTROL, MODE_SERVER, NTP_HEADER_LENGTH } from './packet.js';
 import { TxLatency } from './tx-latency.js';
@@ -122,8 +122,6 @@ const KOD_NTSN_BYTES = Uint8Array.of(0x4e, 0x54, 0x53, 0x4e);
 const TX_RING = 4096;
 /** Latency samples awaiting their TX stamp, per socket (a power of 2; ≤ 100 per second). */
 const PROBE_RING = 64;
-/** Seconds from the NTP epoch (1900) to the Unix epoch. */
-const NTP_UNIX_S = 2_208_988_800;
 const FRAC_TO_NS = 1e9 / 2 ** 32;
 
 interface TxRing {
@@ -287,7 +285,7 @@ export class BatchServer {
         ring.probeIds[p] = -1;
         // Kernel TX time (daemon timescale) − the uncompensated T3; the seconds differ by 0 or 1
         // (modulo 2^32: the NTP era).
-        let ds = (times[2 * i]! + NTP_UNIX_S - ring.probeSec[p]!) % 2 ** 32;
+        let ds = ntpSeconds(times[2 * i]!) - ring.probeSec[p]!;
         if (ds > 2 ** 31) ds -= 2 ** 32;
         else if (ds < -(2 ** 31)) ds += 2 ** 32;
         this.txLatency.add(
