@@ -194,15 +194,28 @@ describe('rubidiumd with real peers on veth', { skip }, () => {
         const serverOffset = async () =>
           (await probeInNs(pair.client, pair.serverAddr, 123, { count: 8, intervalMs: 20 })).offset;
         const r = await waitServedTime(pair.client, '127.0.0.1', 123, serverOffset, LIMIT, 120_000);
-        const tracking = await client.query<TrackingReport>('tracking');
+        const first = await client.query<TrackingReport>('tracking');
         console.log(
-          `# (b) converged in ${r.seconds.toFixed(0)} s after selection: served offset ${(r.probe.offset * 1e3).toFixed(3)} ms, error vs server ${(r.error * 1e6).toFixed(1)} µs; tracking last offset ${(tracking.lastOffset * 1e6).toFixed(1)} µs, freq ${tracking.frequencyPpm.toFixed(3)} ppm`,
+          `# (b) converged in ${r.seconds.toFixed(0)} s after selection: served offset ${(r.probe.offset * 1e3).toFixed(3)} ms, error vs server ${(r.error * 1e6).toFixed(1)} µs; tracking last offset ${(first.lastOffset * 1e6).toFixed(1)} µs, freq ${first.frequencyPpm.toFixed(3)} ppm`,
         );
         assert.ok(Math.abs(r.probe.offset - 0.25) < 0.01, `client serves ${r.probe.offset}, expected about 0.25 s`);
-        assert.ok(Math.abs(tracking.lastOffset) < LIMIT, `tracking last offset ${tracking.lastOffset}`);
-        assert.notEqual(tracking.leapStatus, 'Not synchronised');
-        // The client learnt the 20 ppm: its frequency correction is about +20 ppm (chrony sign: fast/slow).
-        assert.ok(Math.abs(Math.abs(tracking.frequencyPpm) - 20) < 2, `frequency ${tracking.frequencyPpm}`);
+        assert.ok(Math.abs(first.lastOffset) < LIMIT, `tracking last offset ${first.lastOffset}`);
+        assert.notEqual(first.leapStatus, 'Not synchronised');
+        // The client learns the 20 ppm: its frequency correction settles at about 20 ppm (chrony sign:
+        // fast/slow). Right after the offset converges the estimate rests on ~16 samples over 4 s, so
+        // 10 µs of noise can still leave it 2.5 ppm off (seen once in CI): allow 30 s to settle.
+        const t1 = Date.now();
+        const settled = await waitFor(
+          async () => {
+            const t = await client.query<TrackingReport>('tracking');
+            return Math.abs(Math.abs(t.frequencyPpm) - 20) < 1 ? t : null;
+          },
+          { timeoutMs: 30_000, intervalMs: 500, what: 'frequency within 1 ppm of 20 ppm' },
+        );
+        console.log(
+          `# (b) frequency ${settled.frequencyPpm.toFixed(3)} ppm after ${((Date.now() - t1) / 1000).toFixed(1)} s more; last offset ${(settled.lastOffset * 1e6).toFixed(1)} µs`,
+        );
+        assert.ok(Math.abs(settled.lastOffset) < LIMIT, `tracking last offset ${settled.lastOffset}`);
         await capture.stop();
         const a = await analyzeCapture(capture.file);
         assert.ok(a.ntpPackets > 10);
