@@ -70,7 +70,7 @@ export function weightedRegression(
 }
 
 /** Median of the values (the upper middle one for an even count). */
-function median(v: readonly number[]): number {
+export function median(v: readonly number[]): number {
   return [...v].sort((a, b) => a - b)[v.length >> 1]!;
 }
 
@@ -84,17 +84,21 @@ export function countRuns(residuals: readonly number[]): number {
   return runs;
 }
 
+/** One-sided normal quantiles of the runs test: 5 % (chrony's level) and 1 %. */
+export const RUNS_Z = 1.645;
+export const RUNS_Z_STRICT = 2.326;
+
 /**
  * Critical number of runs for n residuals of random sign at the 5 % level (one-sided normal
  * approximation of the Wald–Wolfowitz runs distribution with n/2 of each sign): fewer runs than
  * this means the residuals are correlated, i.e. the line does not fit all the points. Matches
- * the 5 % table chrony uses within one run for n ≤ 130.
+ * the 5 % table chrony uses within one run for n ≤ 130. `z` = RUNS_Z_STRICT tests at 1 %.
  */
-export function criticalRuns(n: number): number {
+export function criticalRuns(n: number, z = RUNS_Z): number {
   if (n < 4) return 0;
   const mean = n / 2 + 1;
   const sd = Math.sqrt((n * (n - 2)) / (4 * (n - 1)));
-  return Math.max(1, Math.ceil(mean - 1.645 * sd));
+  return Math.max(1, Math.ceil(mean - z * sd));
 }
 
 /** Residuals are tested over up to this many times the fitted points (older points included). */
@@ -118,7 +122,7 @@ export function tCoefficient(dof: number): number {
  * older samples already dropped from the fit: they are never fitted again, but the runs test of a
  * fit over k points also covers up to k older points, so that a line fitted to recent points must
  * still explain the trend of the older ones (without this the test passes too easily when the
- * clock wanders and too much history is kept).
+ * clock wanders and too much history is kept). `z` sets the test's level (`criticalRuns`).
  */
 export function findBestRegression(
   x: readonly number[],
@@ -126,6 +130,7 @@ export function findBestRegression(
   w: readonly number[],
   minPoints = 3,
   extra = 0,
+  z = RUNS_Z,
 ): RegressionResult {
   const n = x.length;
   let start = Math.min(extra, Math.max(0, n - 2));
@@ -141,7 +146,7 @@ export function findBestRegression(
     // would read as a trend and cut the history for nothing.
     const med = median(resid);
     const runs = countRuns(resid.map((r) => r - med));
-    if (used <= Math.max(minPoints, 3) || runs >= criticalRuns(resid.length)) {
+    if (used <= Math.max(minPoints, 3) || runs >= criticalRuns(resid.length, z)) {
       return {
         intercept: fit.intercept,
         slope: fit.slope,

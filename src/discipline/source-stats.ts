@@ -12,7 +12,16 @@
 import type { Instant } from '../time/ntp-time.js';
 import { addSeconds, diffSeconds } from '../time/ntp-time.js';
 import type { LeapIndicator } from '../clock/clock.js';
-import { corridorEstimate, findBestRegression, RUNS_RATIO, secondSlope, tCoefficient } from './regression.js';
+import {
+  corridorEstimate,
+  findBestRegression,
+  median,
+  RUNS_RATIO,
+  RUNS_Z,
+  RUNS_Z_STRICT,
+  secondSlope,
+  tCoefficient,
+} from './regression.js';
 
 /** Worst-case frequency uncertainty (s/s) assumed when it cannot be estimated. */
 export const WORST_SKEW = 2000e-6;
@@ -123,8 +132,16 @@ export class SourceStats {
     const e = this.est;
     if (!e || this.samples.length < 6) return true;
     const elapsed = Math.max(0, diffSeconds(time, e.offsetTime));
-    const allowed = e.stdDev * this.maxDelayDevRatio + elapsed * (e.skew + this.maxClockError);
-    const increase = (delay - this.minDelay()) / 2;
+    const minDelay = this.minDelay();
+    // With the asymmetry correction in use, σ is the jitter left after it, far below what extra
+    // delay a good sample has: judge the delay by the delay spread then (half its median excess).
+    let jitter = e.stdDev;
+    if (this.asymmetryActive) {
+      const excess = this.samples.map((q) => q.delay - minDelay);
+      jitter = Math.max(jitter, median(excess) / 2);
+    }
+    const allowed = jitter * this.maxDelayDevRatio + elapsed * (e.skew + this.maxClockError);
+    const increase = (delay - minDelay) / 2;
     if (increase < allowed) return true;
     const predicted = e.offset + elapsed * e.frequency;
     return Math.abs(offset - predicted) - increase > allowed;
@@ -209,12 +226,22 @@ export class SourceStats {
     }
     // Scale of the weights: the previous fit's jitter, else the mean excess distance.
     let scale = this.est && this.est.np >= 3 ? this.est.stdDev : sumD / n - minD;
+    const asymActive = this.asymmetryActive;
+    if (asymActive) {
+      // The corrected offsets' σ no longer says how far a slow exchange may be off: weighting by
+      // it would hand the fit to the one or two fastest exchanges (σ shrinks as they dominate, and
+      // the weights grow steeper). Take at least chrony's scale from the delay spread.
+      const medD = median(dist.slice(extra));
+      scale = Math.max(scale, Math.min((medD - minD) / 0.7, minD));
+    }
     if (!(scale > 1e-10)) scale = 1e-10;
     const w = dist.map((d) => {
       const f = 1 + (d - minD) / scale;
       return f * f;
     });
-    const fit = findBestRegression(x, y, w, this.minSamples, extra);
+    // The corrected residuals are one-sided and spread unevenly: at 5 % the runs test cut the
+    // history to a few samples every few fits on the bench's asymmetric path; test at 1 % then.
+    const fit = findBestRegression(x, y, w, this.minSamples, extra, asymActive ? RUNS_Z_STRICT : RUNS_Z);
     const old = this.est;
     this.lastDropped = fit.start - extra;
     this.lastStress = old && old.skew > 0 ? Math.abs(fit.slope - old.frequency) / old.skew : 0;
@@ -253,11 +280,19 @@ export class SourceStats {
         // Wide enough for the regression's slope (a clock thousands of ppm off at start).
         Math.max(1e-3, 4 * Math.abs(fit.slope)),
       );
-      const wc = 1 / Math.max(c.interceptSd * c.interceptSd, 1e-24);
-      const sdR = Math.max(fit.interceptSd, minSd, 1e-12);
-      const wr = 1 / (sdR * sdR);
-      offset = (wc * c.intercept + wr * fit.intercept) / (wc + wr);
-      frequency = (wc * c.slope + wr * fit.slope) / (wc + wr);
+      if (asymActive) {
+        // The corrected offsets have one-sided noise (what is left is the quiet direction's
+        // jitter), so the regression through them is biased by about that jitter's mean (chronyd's
+        // −30…−46 µs on the bench's asymmetric path). The corridor needs no correction.
+        offset = c.intercept;
+        frequency = c.slope;
+      } else {
+        const wc = 1 / Math.max(c.interceptSd * c.interceptSd, 1e-24);
+        const sdR = Math.max(fit.interceptSd, minSd, 1e-12);
+        const wr = 1 / (sdR * sdR);
+        offset = (wc * c.intercept + wr * fit.intercept) / (wc + wr);
+        frequency = (wc * c.slope + wr * fit.slope) / (wc + wr);
+      }
     }
     this.est = {
       offsetTime: newest.time,
@@ -275,6 +310,11 @@ export class SourceStats {
   /** Jitter asymmetry in use (0 when not significant), for reports. */
   get asymmetry(): number {
     return this.asym;
+  }
+
+  /** Whether offsets are being corrected for jitter asymmetry (10 significant fits in a row). */
+  get asymmetryActive(): boolean {
+    return Math.abs(this.asymRun) >= ASYM_MIN_RUN;
   }
 
   /** Consecutive fits with a significant asymmetry (signed: the sign of the slope). */
