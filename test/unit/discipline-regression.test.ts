@@ -10,7 +10,7 @@ import {
   tCoefficient,
   weightedRegression,
 } from '../../src/discipline/regression.js';
-import { SourceStats } from '../../src/discipline/source-stats.js';
+import { SourceStats, type StoredSample } from '../../src/discipline/source-stats.js';
 import { addSeconds } from '../../src/time/ntp-time.js';
 import { Prng } from '../../src/sim/prng.js';
 
@@ -177,6 +177,25 @@ test('corridor beats the regression with one-sided jitter, and is not biased by 
   assert.ok(sumR / runs > 200e-6, `regression mean ${sumR / runs}`);
 });
 
+/** One exchange of the bench's asymmetric path (100 µs base, exp 500 µs up, exp 50 µs down), 4-s polls, true offset 0. */
+function asymmetricPathSample(rng: Prng, t0: bigint, i: number): StoredSample {
+  const up = 100e-6 + rng.exponential(500e-6);
+  const down = 100e-6 + rng.exponential(50e-6);
+  const offset = (up - down) / 2;
+  return {
+    time: addSeconds(t0, i * 4),
+    offset,
+    measuredOffset: offset,
+    delay: up + down,
+    dispersion: 1e-6,
+    rootDelay: 0,
+    rootDispersion: 0,
+    stratum: 1,
+    leap: 0,
+    refId: 1,
+  };
+}
+
 test('SourceStats uses the fastest exchanges of each direction: one-sided jitter, no bias', () => {
   // The bench's asymmetric path: 100 µs base each way, exp 500 µs up, exp 50 µs down, 4-s polls,
   // true offset 0. The raw offsets average +225 µs. The asymmetry-corrected regression alone
@@ -186,22 +205,7 @@ test('SourceStats uses the fastest exchanges of each direction: one-sided jitter
   for (let seed = 1; seed <= 20; seed++) {
     const rng = new Prng(seed);
     const st = new SourceStats();
-    for (let i = 0; i < 40; i++) {
-      const up = 100e-6 + rng.exponential(500e-6);
-      const down = 100e-6 + rng.exponential(50e-6);
-      st.add({
-        time: addSeconds(t0, i * 4),
-        offset: (up - down) / 2,
-        measuredOffset: 0,
-        delay: up + down,
-        dispersion: 1e-6,
-        rootDelay: 0,
-        rootDispersion: 0,
-        stratum: 1,
-        leap: 0,
-        refId: 1,
-      });
-    }
+    for (let i = 0; i < 40; i++) st.add(asymmetricPathSample(rng, t0, i));
     worst = Math.max(worst, Math.abs(st.estimate!.offset));
     // One statistics line per fit, with what the runs test dropped.
     assert.equal(st.fits, 40);
@@ -224,27 +228,13 @@ test('SourceStats keeps its history on an asymmetric path once the asymmetry cor
     const rng = new Prng(seed);
     const st = new SourceStats();
     for (let i = 0; i < 150; i++) {
-      const up = 100e-6 + rng.exponential(500e-6);
-      const down = 100e-6 + rng.exponential(50e-6);
-      const time = addSeconds(t0, i * 4);
-      const offset = (up - down) / 2;
+      const q = asymmetricPathSample(rng, t0, i);
       total++;
-      if (!st.isGoodSample(offset, up + down, time)) {
+      if (!st.isGoodSample(q.offset, q.delay, q.time)) {
         rejected++;
         continue;
       }
-      st.add({
-        time,
-        offset,
-        measuredOffset: offset,
-        delay: up + down,
-        dispersion: 1e-6,
-        rootDelay: 0,
-        rootDispersion: 0,
-        stratum: 1,
-        leap: 0,
-        refId: 1,
-      });
+      st.add(q);
       if (i < 100) continue;
       assert.ok(st.asymmetryActive, `seed ${seed}: asymmetry correction off at exchange ${i}`);
       minWindow = Math.min(minWindow, st.estimate!.np);
