@@ -69,6 +69,22 @@ test('runs test drops old samples that do not fit the current line', () => {
   assert.ok(r2.start <= 10, `start ${r2.start}`);
 });
 
+/** A sample from a stratum-1 source with 1 µs of dispersion. */
+function storedSample(time: bigint, offset: number, delay: number): StoredSample {
+  return {
+    time,
+    offset,
+    measuredOffset: offset,
+    delay,
+    dispersion: 1e-6,
+    rootDelay: 0,
+    rootDispersion: 0,
+    stratum: 1,
+    leap: 0,
+    refId: 1,
+  };
+}
+
 test('SourceStats estimates frequency, skew and offset of a drifting source', () => {
   const rng = new Prng(3);
   const st = new SourceStats();
@@ -77,18 +93,7 @@ test('SourceStats estimates frequency, skew and offset of a drifting source', ()
   for (let i = 0; i < 30; i++) {
     const t = addSeconds(t0, i * 64);
     const delay = 2e-4 + rng.exponential(1e-4);
-    st.add({
-      time: t,
-      offset: 0.01 + freq * i * 64 + (delay - 2e-4) * (rng.random() - 0.5),
-      measuredOffset: 0,
-      delay,
-      dispersion: 1e-6,
-      rootDelay: 0,
-      rootDispersion: 0,
-      stratum: 1,
-      leap: 0,
-      refId: 1,
-    });
+    st.add(storedSample(t, 0.01 + freq * i * 64 + (delay - 2e-4) * (rng.random() - 0.5), delay));
   }
   const e = st.estimate!;
   assert.ok(Math.abs(e.frequency - freq) < 0.1e-6, `freq ${e.frequency}`);
@@ -181,19 +186,7 @@ test('corridor beats the regression with one-sided jitter, and is not biased by 
 function asymmetricPathSample(rng: Prng, t0: bigint, i: number): StoredSample {
   const up = 100e-6 + rng.exponential(500e-6);
   const down = 100e-6 + rng.exponential(50e-6);
-  const offset = (up - down) / 2;
-  return {
-    time: addSeconds(t0, i * 4),
-    offset,
-    measuredOffset: offset,
-    delay: up + down,
-    dispersion: 1e-6,
-    rootDelay: 0,
-    rootDispersion: 0,
-    stratum: 1,
-    leap: 0,
-    refId: 1,
-  };
+  return storedSample(addSeconds(t0, i * 4), (up - down) / 2, up + down);
 }
 
 test('SourceStats uses the fastest exchanges of each direction: one-sided jitter, no bias', () => {
