@@ -182,7 +182,6 @@ test('corridor beats the regression with one-sided jitter, and is not biased by 
   assert.ok(sumR / runs > 200e-6, `regression mean ${sumR / runs}`);
 });
 
-/** One exchange of the bench's asymmetric path (100 µs base, exp 500 µs up, exp 50 µs down), 4-s polls, true offset 0. */
 /** One exchange every 4 s over 100 µs base each way plus exponential jitter (means in s). */
 function pathSample(rng: Prng, t0: bigint, i: number, upMean: number, downMean: number): StoredSample {
   const up = 100e-6 + rng.exponential(upMean);
@@ -190,6 +189,7 @@ function pathSample(rng: Prng, t0: bigint, i: number, upMean: number, downMean: 
   return storedSample(addSeconds(t0, i * 4), (up - down) / 2, up + down);
 }
 
+/** One exchange of the bench's asymmetric path (100 µs base, exp 500 µs up, exp 50 µs down), 4-s polls, true offset 0. */
 function asymmetricPathSample(rng: Prng, t0: bigint, i: number): StoredSample {
   return pathSample(rng, t0, i, 500e-6, 50e-6);
 }
